@@ -1,0 +1,183 @@
+//! The one error type of the runtime.
+
+use std::time::Duration;
+
+/// Result of the runtime's operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while running a scenario. Each variant names the thing at fault
+/// (the env, the runnable, the image, the port, the probe) so the message alone says what broke.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Docker engine could not be reached.
+    #[error(
+        "cannot reach the Docker engine at {host}: {source}\n  \
+         e2e runs its workloads on Docker: start the engine (for example `sudo systemctl start docker`) \
+         or point DOCKER_HOST at a running one (unix:///var/run/docker.sock, tcp://host:2375)"
+    )]
+    DockerUnavailable {
+        /// The address tried (`DOCKER_HOST` or the default socket).
+        host: String,
+        /// Why the connection failed.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// An engine call failed; `context` says which and on what.
+    #[error("{context}: {source}")]
+    Docker {
+        /// What was being done, naming the resource.
+        context: String,
+        /// The engine's answer.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// A name (of an env, a runnable, a port) is not usable.
+    #[error("invalid {what} name {name:?}: {reason}")]
+    InvalidName {
+        /// What kind of name: "env", "runnable", "port".
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An image is missing locally and could not be pulled.
+    #[error("image {image:?} is not present locally and could not be pulled: {detail}")]
+    ImageNotFound {
+        /// The image reference.
+        image: String,
+        /// The engine's answer to the pull.
+        detail: String,
+    },
+    /// Building an image failed.
+    #[error("building image {image:?} failed: {detail}")]
+    ImageBuild {
+        /// The tag being built.
+        image: String,
+        /// What failed (the builder's output or the I/O error).
+        detail: String,
+    },
+    /// A port name that the runnable does not declare.
+    #[error("runnable {runnable:?} has no port named {port:?} (known ports: {})", known.join(", "))]
+    UnknownPort {
+        /// The runnable.
+        runnable: String,
+        /// The port name asked for.
+        port: String,
+        /// The names it declares.
+        known: Vec<String>,
+    },
+    /// The env was closed; nothing can be created or started in it.
+    #[error("env {env:?} is closed: runnable {runnable:?} cannot be used")]
+    EnvClosed {
+        /// The env.
+        env: String,
+        /// The runnable the operation was on.
+        runnable: String,
+    },
+    /// Two runnables with one name in an env.
+    #[error("env {env:?} already has a runnable named {name:?}")]
+    DuplicateRunnable {
+        /// The env.
+        env: String,
+        /// The name used twice.
+        name: String,
+    },
+    /// Start on a runnable that is already started.
+    #[error("runnable {runnable:?} is already started")]
+    AlreadyStarted {
+        /// The runnable.
+        runnable: String,
+    },
+    /// An operation that needs a started runnable.
+    #[error("runnable {runnable:?} is not started: cannot {operation}")]
+    NotStarted {
+        /// The runnable.
+        runnable: String,
+        /// What was asked of it.
+        operation: &'static str,
+    },
+    /// An operation that needs a running container found it stopped.
+    #[error("runnable {runnable:?} is not running: cannot {operation}")]
+    NotRunning {
+        /// The runnable.
+        runnable: String,
+        /// What was asked of it.
+        operation: &'static str,
+    },
+    /// The container exited while it was being waited on.
+    #[error("runnable {runnable:?} exited with code {exit_code} while waiting for it to be ready{}", format_tail(logs))]
+    Exited {
+        /// The runnable.
+        runnable: String,
+        /// The container's exit code.
+        exit_code: i64,
+        /// Its last log lines.
+        logs: Vec<String>,
+    },
+    /// Readiness was not reached in time.
+    #[error(
+        "runnable {runnable:?} was not ready after {}: probe {probe} last failed with: {last_error}{}",
+        humantime::format_duration(*waited), format_tail(logs)
+    )]
+    NotReady {
+        /// The runnable.
+        runnable: String,
+        /// The probe, described.
+        probe: String,
+        /// How long it was waited on.
+        waited: Duration,
+        /// The probe's last failure.
+        last_error: String,
+        /// Its last log lines.
+        logs: Vec<String>,
+    },
+    /// A file-system operation on the env's directories failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An env name is held by a run that the framework cannot prove dead.
+    #[error("env {env:?} is in use by another live run ({owner}); its resources are left alone")]
+    EnvInUse {
+        /// The env.
+        env: String,
+        /// The other run's owner label.
+        owner: String,
+    },
+}
+
+fn format_tail(logs: &[String]) -> String {
+    if logs.is_empty() {
+        return "\n  (no log lines)".to_string();
+    }
+    let mut s = format!("\n  last {} log lines:", logs.len());
+    for l in logs {
+        s.push_str("\n  | ");
+        s.push_str(l);
+    }
+    s
+}
+
+impl Error {
+    pub(crate) fn docker(context: impl Into<String>, source: bollard::errors::Error) -> Self {
+        Error::Docker { context: context.into(), source }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}
+
+/// The HTTP status code of an engine error, if it is one.
+pub(crate) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}

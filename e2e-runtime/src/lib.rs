@@ -1,0 +1,19 @@
+//! The runtime of e2e: Docker environments, runnables, readiness probes, logs and images.
+//!
+//! Most users depend on the `e2e` facade crate, which re-exports this one.
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod docker;
+mod env;
+mod error;
+pub mod image;
+mod logs;
+mod owner;
+mod probe;
+mod runnable;
+
+pub use env::Env;
+pub use error::{Error, Result};
+pub use owner::{ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL};
+pub use probe::Probe;
+pub use runnable::{start_and_wait_ready, ExecOutput, FutureRunnable, Runnable, RunnableBuilder, StartOptions};

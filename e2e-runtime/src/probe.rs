@@ -1,0 +1,252 @@
+//! Readiness probes: what "ready" means for a runnable.
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::logs::LogBuffer;
+
+/// How to tell that a runnable is ready. Built with [`Probe::http`], [`Probe::https`],
+/// [`Probe::tcp`], [`Probe::cmd`], [`Probe::log`] and [`Probe::all_of`], then refined with
+/// [`Probe::status`], [`Probe::body_contains`] (HTTP) and [`Probe::times`] (log).
+///
+/// Probes dial the container's own address on the env network when the engine is local (a
+/// published host port accepts connections as soon as docker-proxy listens, before the service
+/// does, so it would prove nothing), and the published host port otherwise.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    kind: Kind,
+    /// A refinement applied to the wrong kind of probe, reported when the probe is used.
+    misuse: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Http { port: String, path: String, tls: bool, status: RangeInclusive<u16>, body: Option<String> },
+    Tcp { port: String },
+    Cmd { command: Vec<String> },
+    Log { pattern: String, regex: Result<Regex, String>, times: usize },
+    AllOf(Vec<Probe>),
+}
+
+impl Probe {
+    fn new(kind: Kind) -> Self {
+        Probe { kind, misuse: None }
+    }
+
+    /// Ready when `GET http://<port>/<path>` answers a status in 200..=299 (see [`Probe::status`]).
+    pub fn http(port: impl Into<String>, path: impl Into<String>) -> Self {
+        Self::new(Kind::Http { port: port.into(), path: path.into(), tls: false, status: 200..=299, body: None })
+    }
+
+    /// Like [`Probe::http`] over HTTPS, without checking the certificate.
+    pub fn https(port: impl Into<String>, path: impl Into<String>) -> Self {
+        Self::new(Kind::Http { port: port.into(), path: path.into(), tls: true, status: 200..=299, body: None })
+    }
+
+    /// Ready when a TCP connection to the port succeeds.
+    pub fn tcp(port: impl Into<String>) -> Self {
+        Self::new(Kind::Tcp { port: port.into() })
+    }
+
+    /// Ready when this command, run inside the container, exits with 0.
+    pub fn cmd<I, S>(command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::new(Kind::Cmd { command: command.into_iter().map(Into::into).collect() })
+    }
+
+    /// Ready when a line of the container's stdout or stderr matches this regex (once, or the
+    /// number of times given to [`Probe::times`]).
+    pub fn log(regex: &str) -> Self {
+        Self::new(Kind::Log {
+            pattern: regex.to_string(),
+            regex: Regex::new(regex).map_err(|e| e.to_string()),
+            times: 1,
+        })
+    }
+
+    /// Ready when every one of these probes is.
+    pub fn all_of(probes: impl IntoIterator<Item = Probe>) -> Self {
+        Self::new(Kind::AllOf(probes.into_iter().collect()))
+    }
+
+    /// The HTTP statuses that count as ready (HTTP probes only).
+    pub fn status(mut self, accepted: RangeInclusive<u16>) -> Self {
+        match &mut self.kind {
+            Kind::Http { status, .. } => *status = accepted,
+            _ => self.misuse = Some(format!("status() applies to HTTP probes, not to {self}")),
+        }
+        self
+    }
+
+    /// Text the HTTP answer's body must contain (HTTP probes only).
+    pub fn body_contains(mut self, text: impl Into<String>) -> Self {
+        match &mut self.kind {
+            Kind::Http { body, .. } => *body = Some(text.into()),
+            _ => self.misuse = Some(format!("body_contains() applies to HTTP probes, not to {self}")),
+        }
+        self
+    }
+
+    /// How many matching lines a log probe needs (log probes only).
+    pub fn times(mut self, n: usize) -> Self {
+        match &mut self.kind {
+            Kind::Log { times, .. } => *times = n.max(1),
+            _ => self.misuse = Some(format!("times() applies to log probes, not to {self}")),
+        }
+        self
+    }
+
+    /// Port names the probe dials, to check them against the runnable's ports before start.
+    pub(crate) fn ports(&self) -> Vec<&str> {
+        match &self.kind {
+            Kind::Http { port, .. } | Kind::Tcp { port } => vec![port.as_str()],
+            Kind::AllOf(ps) => ps.iter().flat_map(|p| p.ports()).collect(),
+            _ => vec![],
+        }
+    }
+
+    /// A mistake in the probe's definition, found before it is ever run.
+    pub(crate) fn invalid(&self) -> Option<String> {
+        if let Some(m) = &self.misuse {
+            return Some(m.clone());
+        }
+        match &self.kind {
+            Kind::Log { pattern, regex: Err(e), .. } => Some(format!("invalid log regex {pattern:?}: {e}")),
+            Kind::AllOf(ps) => ps.iter().find_map(|p| p.invalid()),
+            _ => None,
+        }
+    }
+
+    /// Whether the probe reads the container's log (so new lines should wake the waiter).
+    pub(crate) fn reads_logs(&self) -> bool {
+        match &self.kind {
+            Kind::Log { .. } => true,
+            Kind::AllOf(ps) => ps.iter().any(|p| p.reads_logs()),
+            _ => false,
+        }
+    }
+
+    /// Runs the probe once: `Ok` when ready, else why not.
+    pub(crate) async fn check(&self, target: &Target<'_>) -> Result<(), String> {
+        match &self.kind {
+            Kind::Http { port, path, tls, status, body } => {
+                let addr = target.address(port)?;
+                let scheme = if *tls { "https" } else { "http" };
+                let path = path.strip_prefix('/').unwrap_or(path);
+                let url = format!("{scheme}://{addr}/{path}");
+                let resp = target.http().get(&url).send().await.map_err(|e| describe_http(&url, e))?;
+                let code = resp.status().as_u16();
+                if !status.contains(&code) {
+                    return Err(format!("GET {url} answered {code}, want {}..={}", status.start(), status.end()));
+                }
+                if let Some(want) = body {
+                    let text = resp.text().await.map_err(|e| format!("GET {url}: reading body: {e}"))?;
+                    if !text.contains(want.as_str()) {
+                        return Err(format!("GET {url} body does not contain {want:?}"));
+                    }
+                }
+                Ok(())
+            }
+            Kind::Tcp { port } => {
+                let addr = target.address(port)?;
+                match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(&addr)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("TCP connect to {addr}: {e}")),
+                    Err(_) => Err(format!("TCP connect to {addr}: timed out")),
+                }
+            }
+            Kind::Cmd { command } => match target.exec(command.clone()).await {
+                Ok(0) => Ok(()),
+                Ok(code) => Err(format!("{command:?} exited with {code}")),
+                Err(e) => Err(e),
+            },
+            Kind::Log { regex, times, pattern } => {
+                let regex = regex.as_ref().map_err(|e| e.clone())?;
+                let (lines, _) = target.logs().since(0);
+                let seen = lines.iter().filter(|l| regex.is_match(l)).count();
+                if seen >= *times {
+                    Ok(())
+                } else {
+                    Err(format!("log line matching {pattern:?} seen {seen} of {times} times"))
+                }
+            }
+            Kind::AllOf(ps) => {
+                for p in ps {
+                    Box::pin(p.check(target)).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn describe_http(url: &str, e: reqwest::Error) -> String {
+    // reqwest's Display hides the cause ("error sending request"): show the chain.
+    let mut s = format!("GET {url}: {e}");
+    let mut src = std::error::Error::source(&e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Http { port, path, tls, .. } => {
+                write!(f, "{}({port}, {path:?})", if *tls { "https" } else { "http" })
+            }
+            Kind::Tcp { port } => write!(f, "tcp({port})"),
+            Kind::Cmd { command } => write!(f, "cmd({command:?})"),
+            Kind::Log { pattern, times, .. } => write!(f, "log({pattern:?}, {times} times)"),
+            Kind::AllOf(ps) => {
+                write!(f, "all_of(")?;
+                for (i, p) in ps.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                write!(f, ")")
+            }
+        }
+    }
+}
+
+/// What a probe needs from the runnable it checks.
+pub(crate) struct Target<'a> {
+    /// `host:port` to dial, by port name.
+    pub addresses: &'a std::collections::HashMap<String, String>,
+    /// The env's HTTP client.
+    pub http: &'a reqwest::Client,
+    /// The container's output so far.
+    pub logs: &'a LogBuffer,
+    /// The runnable, for commands run inside it.
+    pub runnable: &'a crate::runnable::Runnable,
+}
+
+impl Target<'_> {
+    fn address(&self, port: &str) -> Result<String, String> {
+        self.addresses.get(port).cloned().ok_or_else(|| format!("port {port:?} has no address"))
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http
+    }
+
+    fn logs(&self) -> &LogBuffer {
+        self.logs
+    }
+
+    async fn exec(&self, command: Vec<String>) -> Result<i64, String> {
+        self.runnable.exec_quiet(command).await.map(|o| o.exit_code).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,695 @@
+//! Runnables: a container in an env, from declaration to running and ready.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::env::{Env, INTERNAL_SHARED_DIR};
+use crate::error::{Error, Result};
+use crate::logs::{LineSplitter, LogBuffer, TAIL_LINES};
+use crate::owner::RUNNABLE_LABEL;
+use crate::probe::{Probe, Target};
+
+/// How a runnable's container is started: image, command, environment, resources, readiness.
+#[derive(Clone, Debug)]
+pub struct StartOptions {
+    image: String,
+    command: Option<Vec<String>>,
+    entrypoint: Option<Vec<String>>,
+    env: Vec<(String, String)>,
+    user: Option<String>,
+    volumes: Vec<(String, String, bool)>,
+    privileged: bool,
+    cap_add: Vec<String>,
+    memory: Option<u64>,
+    cpus: Option<f64>,
+    readiness: Option<Probe>,
+    readiness_timeout: Duration,
+    stop_timeout: Duration,
+    init: bool,
+    quiet: bool,
+}
+
+impl StartOptions {
+    /// Options for a container of `image` with its own entrypoint and command.
+    pub fn new(image: impl Into<String>) -> Self {
+        StartOptions {
+            image: image.into(),
+            command: None,
+            entrypoint: None,
+            env: Vec::new(),
+            user: None,
+            volumes: Vec::new(),
+            privileged: false,
+            cap_add: Vec::new(),
+            memory: None,
+            cpus: None,
+            readiness: None,
+            readiness_timeout: Duration::from_secs(60),
+            stop_timeout: Duration::from_secs(10),
+            init: true,
+            quiet: false,
+        }
+    }
+
+    /// The image.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The command (arguments to the entrypoint), replacing the image's `CMD`.
+    pub fn command<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.command = Some(args.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Replaces the image's entrypoint.
+    pub fn entrypoint<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.entrypoint = Some(args.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Disables the image's entrypoint: the command runs as it is.
+    pub fn no_entrypoint(mut self) -> Self {
+        self.entrypoint = Some(vec![String::new()]);
+        self
+    }
+
+    /// Sets an environment variable; variables keep the order they are given in.
+    pub fn env_var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The user (`uid`, `uid:gid` or a name) the container runs as.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Mounts `source` at `target`: an absolute host path is bind-mounted; any other name is a
+    /// volume of this env (created, labelled and removed with it).
+    pub fn volume(mut self, source: impl Into<String>, target: impl Into<String>) -> Self {
+        self.volumes.push((source.into(), target.into(), false));
+        self
+    }
+
+    /// Like [`StartOptions::volume`], read-only.
+    pub fn volume_ro(mut self, source: impl Into<String>, target: impl Into<String>) -> Self {
+        self.volumes.push((source.into(), target.into(), true));
+        self
+    }
+
+    /// Runs the container privileged.
+    pub fn privileged(mut self, privileged: bool) -> Self {
+        self.privileged = privileged;
+        self
+    }
+
+    /// Adds a Linux capability (for example `NET_ADMIN`).
+    pub fn cap_add(mut self, capability: impl Into<String>) -> Self {
+        self.cap_add.push(capability.into());
+        self
+    }
+
+    /// Limits memory, in bytes.
+    pub fn memory_bytes(mut self, bytes: u64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+
+    /// Limits CPU, in cores (`0.5` is half a core).
+    pub fn cpus(mut self, cores: f64) -> Self {
+        self.cpus = Some(cores);
+        self
+    }
+
+    /// What "ready" means; without a probe a runnable is ready once started.
+    pub fn readiness(mut self, probe: Probe) -> Self {
+        self.readiness = Some(probe);
+        self
+    }
+
+    /// How long to wait for readiness (default 60 s).
+    pub fn readiness_timeout(mut self, timeout: Duration) -> Self {
+        self.readiness_timeout = timeout;
+        self
+    }
+
+    /// How long a graceful stop waits before killing (default 10 s).
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// Runs an init process as PID 1 (on by default), so a program that ignores SIGTERM still
+    /// stops at once and zombies are reaped.
+    pub fn init(mut self, init: bool) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Keeps the container's output out of the test output (it is still kept for errors).
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+}
+
+/// A runnable being declared: its name and named ports. Becomes a [`FutureRunnable`] (known
+/// addresses, not yet configured) or, with [`StartOptions`], a [`Runnable`].
+#[derive(Debug)]
+pub struct RunnableBuilder {
+    env: Env,
+    name: String,
+    ports: Vec<(String, u16)>,
+    problem: Option<Error>,
+}
+
+impl RunnableBuilder {
+    pub(crate) fn new(env: Env, name: &str, problem: Option<Error>) -> Self {
+        RunnableBuilder { env, name: name.to_string(), ports: Vec::new(), problem }
+    }
+
+    /// Names the container ports the runnable serves on, as `(name, port)` pairs.
+    pub fn with_ports<I, S>(mut self, ports: I) -> Self
+    where
+        I: IntoIterator<Item = (S, u16)>,
+        S: Into<String>,
+    {
+        self.ports.extend(ports.into_iter().map(|(n, p)| (n.into(), p)));
+        self
+    }
+
+    /// The runnable before its start options are known: its internal endpoints and directory
+    /// can be handed to other runnables already.
+    pub fn future(self) -> FutureRunnable {
+        let container = format!("{}-{}", self.env.name(), self.name);
+        let dir_rel = format!("data/{}", self.name);
+        let exits = self.env.exit_watch(&container);
+        FutureRunnable {
+            inner: Arc::new(Inner {
+                dir: self.env.shared_dir().join(&dir_rel),
+                internal_dir: format!("{INTERNAL_SHARED_DIR}/{dir_rel}"),
+                env: self.env,
+                name: self.name,
+                container,
+                ports: self.ports,
+                problem: Mutex::new(self.problem),
+                logs: Arc::new(LogBuffer::default()),
+                exits,
+                state: tokio::sync::Mutex::new(RunState::default()),
+                quick: Mutex::new(Quick::default()),
+            }),
+        }
+    }
+
+    /// Configures the runnable.
+    pub fn init(self, options: StartOptions) -> Runnable {
+        self.future().init(options)
+    }
+}
+
+/// A runnable whose addresses are known but whose start options are not yet given.
+#[derive(Clone, Debug)]
+pub struct FutureRunnable {
+    inner: Arc<Inner>,
+}
+
+impl FutureRunnable {
+    /// The runnable's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// `<container>:<port>`, the address of a named port inside the env network.
+    pub fn internal_endpoint(&self, port: &str) -> Result<String> {
+        self.inner.internal_endpoint(port)
+    }
+
+    /// The runnable's directory on the host (inside the env's shared directory).
+    pub fn dir(&self) -> PathBuf {
+        self.inner.dir.clone()
+    }
+
+    /// The runnable's directory as containers see it.
+    pub fn internal_dir(&self) -> String {
+        self.inner.internal_dir.clone()
+    }
+
+    /// Gives the start options.
+    pub fn init(self, options: StartOptions) -> Runnable {
+        Runnable { inner: self.inner, options: Arc::new(options) }
+    }
+}
+
+/// A configured runnable: start it, wait for it, reach it, exec in it, stop it. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Runnable {
+    inner: Arc<Inner>,
+    options: Arc<StartOptions>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    env: Env,
+    name: String,
+    container: String,
+    ports: Vec<(String, u16)>,
+    problem: Mutex<Option<Error>>,
+    dir: PathBuf,
+    internal_dir: String,
+    logs: Arc<LogBuffer>,
+    exits: watch::Receiver<Option<i64>>,
+    /// Serializes start and restart.
+    state: tokio::sync::Mutex<RunState>,
+    /// What readers need without waiting on a start in progress.
+    quick: Mutex<Quick>,
+}
+
+#[derive(Debug, Default)]
+struct RunState {
+    logs_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Quick {
+    id: Option<String>,
+    /// Port name → host port.
+    host_ports: HashMap<String, u16>,
+    /// The container's address on the env network.
+    ip: Option<String>,
+}
+
+/// What a command run in a container printed, and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+    /// Its exit code.
+    pub exit_code: i64,
+}
+
+impl ExecOutput {
+    /// Whether it exited with 0.
+    pub fn success(&self) -> bool {
+        self.exit_code == 0
+    }
+}
+
+impl Inner {
+    fn internal_endpoint(&self, port: &str) -> Result<String> {
+        let p = self.port(port)?;
+        Ok(format!("{}:{p}", self.container))
+    }
+
+    fn port(&self, name: &str) -> Result<u16> {
+        self.ports.iter().find(|(n, _)| n == name).map(|(_, p)| *p).ok_or_else(|| Error::UnknownPort {
+            runnable: self.name.clone(),
+            port: name.to_string(),
+            known: self.ports.iter().map(|(n, _)| n.clone()).collect(),
+        })
+    }
+
+    fn quick(&self) -> Quick {
+        self.quick.lock().unwrap().clone()
+    }
+
+    fn id(&self, operation: &'static str) -> Result<String> {
+        self.quick().id.ok_or_else(|| Error::NotStarted { runnable: self.name.clone(), operation })
+    }
+
+    fn check_env(&self) -> Result<()> {
+        if let Some(e) = self.problem.lock().unwrap().take() {
+            return Err(e);
+        }
+        if self.env.is_closed() {
+            return Err(Error::EnvClosed { env: self.env.name().to_string(), runnable: self.name.clone() });
+        }
+        Ok(())
+    }
+}
+
+impl Runnable {
+    /// The runnable's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Its container's name, `<env>-<name>`.
+    pub fn container_name(&self) -> &str {
+        &self.inner.container
+    }
+
+    /// Its start options.
+    pub fn options(&self) -> &StartOptions {
+        &self.options
+    }
+
+    /// `<container>:<port>`, the address of a named port inside the env network.
+    pub fn internal_endpoint(&self, port: &str) -> Result<String> {
+        self.inner.internal_endpoint(port)
+    }
+
+    /// `127.0.0.1:<host port>`, the address of a named port for this process. Only once started.
+    pub fn endpoint(&self, port: &str) -> Result<String> {
+        self.inner.port(port)?;
+        let quick = self.inner.quick();
+        if quick.id.is_none() {
+            return Err(Error::NotStarted { runnable: self.inner.name.clone(), operation: "get an endpoint" });
+        }
+        match quick.host_ports.get(port) {
+            Some(p) => Ok(format!("127.0.0.1:{p}")),
+            None => Err(Error::NotRunning { runnable: self.inner.name.clone(), operation: "get an endpoint" }),
+        }
+    }
+
+    /// The runnable's directory on the host (inside the env's shared directory).
+    pub fn dir(&self) -> PathBuf {
+        self.inner.dir.clone()
+    }
+
+    /// The runnable's directory as containers see it.
+    pub fn internal_dir(&self) -> String {
+        self.inner.internal_dir.clone()
+    }
+
+    /// The last lines its container printed (stdout and stderr, interleaved as received).
+    pub fn logs_tail(&self, lines: usize) -> Vec<String> {
+        self.inner.logs.tail(lines)
+    }
+
+    /// Creates and starts the container (pulling the image only if it is missing). A runnable
+    /// that was stopped starts afresh, in a new container; one that runs is an error.
+    pub async fn start(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_env()?;
+        let mut state = inner.state.lock().await;
+        let env = &inner.env;
+        let client = &env.inner.client;
+        if let Some(id) = inner.quick().id {
+            if client.inspect(&id).await.map(|s| s.running).unwrap_or(false) {
+                return Err(Error::AlreadyStarted { runnable: inner.name.clone() });
+            }
+            client.remove_container(&id).await?;
+            if let Some(t) = state.logs_task.take() {
+                t.abort();
+            }
+            *inner.quick.lock().unwrap() = Quick::default();
+        }
+        if let Some(probe) = &self.options.readiness {
+            if let Some(problem) = probe.invalid() {
+                return Err(Error::InvalidName { what: "readiness probe", name: probe.to_string(), reason: problem });
+            }
+            for port in probe.ports() {
+                inner.port(port)?;
+            }
+        }
+        let quiet = self.options.quiet || env.inner.quiet;
+        client.ensure_image(&self.options.image, quiet).await?;
+        std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(format!("creating {}", inner.dir.display()), e))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&inner.dir, std::fs::Permissions::from_mode(0o777));
+        }
+
+        let body = self.create_body().await?;
+        let id = client.create_container(&inner.container, body).await?;
+        inner.quick.lock().unwrap().id = Some(id.clone());
+        client.start_container(&id, &inner.container).await?;
+        state.logs_task = Some(tokio::spawn(follow_logs(
+            client.clone(),
+            id.clone(),
+            inner.name.clone(),
+            inner.logs.clone(),
+            quiet,
+        )));
+        let st = client.inspect(&id).await?;
+        let mut quick = inner.quick.lock().unwrap();
+        for (name, port) in &inner.ports {
+            if let Some(hp) = st.host_ports.get(&format!("{port}/tcp")) {
+                quick.host_ports.insert(name.clone(), *hp);
+            }
+        }
+        quick.ip = st.addresses.get(&env.inner.network_name).cloned();
+        Ok(())
+    }
+
+    async fn create_body(&self) -> Result<ContainerCreateBody> {
+        let (inner, o) = (&self.inner, &*self.options);
+        let env = &inner.env;
+        let mut labels = env.labels();
+        labels.insert(RUNNABLE_LABEL.to_string(), inner.name.clone());
+        let mut binds = vec![format!("{}:{INTERNAL_SHARED_DIR}", env.shared_dir().display())];
+        for (source, target, ro) in &o.volumes {
+            let source = if source.starts_with('/') {
+                source.clone()
+            } else {
+                let name = format!("{}-{source}", env.name());
+                env.inner.client.create_volume(&name, env.labels()).await?;
+                name
+            };
+            binds.push(format!("{source}:{target}{}", if *ro { ":ro" } else { "" }));
+        }
+        let port_bindings = inner
+            .ports
+            .iter()
+            .map(|(_, p)| {
+                let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+                (format!("{p}/tcp"), Some(vec![binding]))
+            })
+            .collect();
+        let host_config = HostConfig {
+            binds: Some(binds),
+            port_bindings: Some(port_bindings),
+            network_mode: Some(env.inner.network_id.clone()),
+            init: Some(o.init),
+            privileged: Some(o.privileged),
+            cap_add: (!o.cap_add.is_empty()).then(|| o.cap_add.clone()),
+            memory: o.memory.map(|m| m as i64),
+            nano_cpus: o.cpus.map(|c| (c * 1e9) as i64),
+            ..Default::default()
+        };
+        let endpoint = EndpointSettings { aliases: Some(vec![inner.name.clone()]), ..Default::default() };
+        Ok(ContainerCreateBody {
+            image: Some(o.image.clone()),
+            cmd: o.command.clone(),
+            entrypoint: o.entrypoint.clone(),
+            env: Some(o.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            user: o.user.clone(),
+            labels: Some(labels),
+            hostname: Some(inner.name.clone()),
+            exposed_ports: Some(inner.ports.iter().map(|(_, p)| format!("{p}/tcp")).collect()),
+            host_config: Some(host_config),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(env.inner.network_id.clone(), endpoint)])),
+            }),
+            ..Default::default()
+        })
+    }
+
+    /// Waits until the readiness probe passes. Fails at once, with the exit code and the last
+    /// log lines, if the container exits meanwhile; fails after the readiness timeout naming the
+    /// probe and its last error.
+    pub async fn wait_ready(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner.id("wait until ready")?;
+        let Some(probe) = &self.options.readiness else { return Ok(()) };
+        let mut exits = inner.exits.clone();
+        let started = Instant::now();
+        let deadline = started + self.options.readiness_timeout;
+        let quick = inner.quick();
+        let addresses = self.probe_addresses(&quick);
+        let target = Target { addresses: &addresses, http: &inner.env.inner.http, logs: &inner.logs, runnable: self };
+        let mut backoff = Duration::from_millis(2);
+        let mut last_error;
+        loop {
+            if let Some(code) = *exits.borrow_and_update() {
+                return Err(self.exited(code).await);
+            }
+            match probe.check(&target).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last_error = e,
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotReady {
+                    runnable: inner.name.clone(),
+                    probe: probe.to_string(),
+                    waited: started.elapsed(),
+                    last_error,
+                    logs: inner.logs.tail(TAIL_LINES),
+                });
+            }
+            let log_line = inner.logs.changed.notified();
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))) => {}
+                _ = exits.changed() => {}
+                _ = log_line, if probe.reads_logs() => {}
+            }
+            backoff = (backoff * 3 / 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Addresses probes dial: the container's own when reachable, else the published port.
+    fn probe_addresses(&self, quick: &Quick) -> HashMap<String, String> {
+        let direct = self.inner.env.inner.client.local();
+        self.inner
+            .ports
+            .iter()
+            .filter_map(|(name, port)| {
+                let addr = match (&quick.ip, direct) {
+                    (Some(ip), true) => format!("{ip}:{port}"),
+                    _ => format!("127.0.0.1:{}", quick.host_ports.get(name)?),
+                };
+                Some((name.clone(), addr))
+            })
+            .collect()
+    }
+
+    /// The error for a container that died: waits briefly for its last output to arrive.
+    async fn exited(&self, code: i64) -> Error {
+        let task = self.inner.state.try_lock().ok().and_then(|mut s| s.logs_task.take());
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(Duration::from_millis(500), task).await;
+        }
+        Error::Exited { runnable: self.inner.name.clone(), exit_code: code, logs: self.inner.logs.tail(TAIL_LINES) }
+    }
+
+    /// Starts and waits until ready.
+    pub async fn start_and_wait_ready(&self) -> Result<()> {
+        self.start().await?;
+        self.wait_ready().await
+    }
+
+    /// Whether the container runs now, as the engine says. `false` before start.
+    pub async fn is_running(&self) -> Result<bool> {
+        match self.inner.quick().id {
+            None => Ok(false),
+            Some(id) => Ok(self.inner.env.inner.client.inspect(&id).await?.running),
+        }
+    }
+
+    /// Runs a command in the running container; its output goes to the test output, prefixed.
+    pub async fn exec<I, S>(&self, command: I) -> Result<ExecOutput>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.exec_inner(command.into_iter().map(Into::into).collect(), self.options.quiet || self.inner.env.inner.quiet)
+            .await
+    }
+
+    pub(crate) async fn exec_quiet(&self, command: Vec<String>) -> Result<ExecOutput> {
+        self.exec_inner(command, true).await
+    }
+
+    async fn exec_inner(&self, command: Vec<String>, quiet: bool) -> Result<ExecOutput> {
+        let id = self.inner.id("exec")?;
+        let client = &self.inner.env.inner.client;
+        if !client.inspect(&id).await?.running {
+            return Err(Error::NotRunning { runnable: self.inner.name.clone(), operation: "exec" });
+        }
+        let name = &self.inner.name;
+        let (stdout, stderr, exit_code) = client
+            .exec(&id, command, |is_err, line| {
+                if !quiet {
+                    println!("{name} exec{}: {line}", if is_err { " (stderr)" } else { "" });
+                }
+            })
+            .await?;
+        Ok(ExecOutput { stdout, stderr, exit_code })
+    }
+
+    /// Stops the container gracefully: SIGTERM (or the image's stop signal), then SIGKILL after
+    /// the stop timeout.
+    pub async fn stop(&self) -> Result<()> {
+        let id = self.inner.id("stop")?;
+        self.inner.env.inner.client.stop(&id, self.options.stop_timeout).await
+    }
+
+    /// Kills the container with SIGKILL.
+    pub async fn kill(&self) -> Result<()> {
+        self.signal("SIGKILL").await
+    }
+
+    /// Sends a signal (`"SIGTERM"`, `"SIGHUP"`, `"9"`...) to the container's main process.
+    pub async fn signal(&self, signal: &str) -> Result<()> {
+        let id = self.inner.id("send a signal")?;
+        let client = &self.inner.env.inner.client;
+        if !client.inspect(&id).await?.running {
+            return Err(Error::NotRunning { runnable: self.inner.name.clone(), operation: "send a signal" });
+        }
+        client.kill(&id, signal).await
+    }
+
+    /// Freezes every process of the container.
+    pub async fn pause(&self) -> Result<()> {
+        let id = self.inner.id("pause")?;
+        self.inner.env.inner.client.pause(&id).await
+    }
+
+    /// Thaws a paused container.
+    pub async fn unpause(&self) -> Result<()> {
+        let id = self.inner.id("unpause")?;
+        self.inner.env.inner.client.unpause(&id).await
+    }
+
+    /// Cuts the container off the env network (a network partition).
+    pub async fn disconnect(&self) -> Result<()> {
+        let id = self.inner.id("disconnect")?;
+        self.inner.env.inner.client.disconnect_network(&self.inner.env.inner.network_id, &id).await
+    }
+
+    /// Reconnects the container to the env network, under the same names.
+    pub async fn reconnect(&self) -> Result<()> {
+        let id = self.inner.id("reconnect")?;
+        let client = &self.inner.env.inner.client;
+        client
+            .connect_network(&self.inner.env.inner.network_id, &id, vec![self.inner.name.clone()])
+            .await?;
+        let ip = client.inspect(&id).await?.addresses.get(&self.inner.env.inner.network_name).cloned();
+        self.inner.quick.lock().unwrap().ip = ip;
+        Ok(())
+    }
+}
+
+/// Streams a container's output into its log buffer and, unless quiet, the test output.
+async fn follow_logs(client: crate::docker::Client, id: String, name: String, logs: Arc<LogBuffer>, quiet: bool) {
+    let mut stream = Box::pin(client.logs(&id));
+    let mut lines = LineSplitter::default();
+    let mut on_line = |is_err: bool, line: &str| {
+        if !quiet {
+            println!("{name}{}: {line}", if is_err { " (stderr)" } else { "" });
+        }
+        logs.push(line);
+    };
+    while let Some(Ok((is_err, bytes))) = stream.next().await {
+        lines.push(is_err, &bytes, &mut on_line);
+    }
+    lines.flush(&mut on_line);
+}
+
+/// Starts all these runnables and waits until each is ready, in parallel. The first error is
+/// returned once every one has finished starting or failed.
+pub async fn start_and_wait_ready<'a, I>(runnables: I) -> Result<()>
+where
+    I: IntoIterator<Item = &'a Runnable>,
+{
+    let all = runnables.into_iter().map(|r| r.start_and_wait_ready());
+    futures_util::future::join_all(all).await.into_iter().collect()
+}

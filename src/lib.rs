@@ -1,0 +1,29 @@
+//! # e2e
+//!
+//! Run complex workload scenarios in isolation on Docker, from Rust: integration and
+//! end-to-end tests, benchmarks, and hand-driven standalone setups.
+//!
+//! An [`Env`] is a private Docker network and a shared directory; runnables declared in it
+//! are containers with named ports, readiness probes, logs streamed to the test output, exec,
+//! and faults (stop, kill, pause, disconnect). Everything the framework creates is labelled
+//! `dev.e2e.managed=true` and removed by [`Env::close`].
+//!
+//! ```no_run
+//! # async fn scenario() -> e2e::Result<()> {
+//! let env = e2e::Env::docker("e2e_example").await?;
+//! let prom = env
+//!     .runnable("prometheus")
+//!     .with_ports([("http", 9090)])
+//!     .init(e2e::StartOptions::new("prom/prometheus:v2.42.0")
+//!         .readiness(e2e::Probe::http("http", "/-/ready")));
+//! e2e::start_and_wait_ready([&prom]).await?;
+//! println!("Prometheus UI: http://{}", prom.endpoint("http")?);
+//! env.close().await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+pub use e2e_runtime::{
+    image, start_and_wait_ready, Env, Error, ExecOutput, FutureRunnable, Probe, Result, Runnable,
+    RunnableBuilder, StartOptions, ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL,
+};
