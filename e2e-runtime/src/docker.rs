@@ -148,6 +148,17 @@ impl Client {
         Ok(resp.id)
     }
 
+    /// Whether any network, the framework's or not, has this exact name.
+    pub async fn network_name_taken(&self, name: &str) -> Result<bool> {
+        let filters = HashMap::from([("name".to_string(), vec![format!("^{name}$")])]);
+        let found = self
+            .api
+            .list_networks(Some(ListNetworksOptions { filters: Some(filters) }))
+            .await
+            .map_err(|e| Error::docker(format!("looking up network {name:?}"), e))?;
+        Ok(found.iter().any(|n| n.name.as_deref() == Some(name)))
+    }
+
     pub async fn remove_network(&self, id: &str) -> Result<()> {
         match self.api.remove_network(id).await {
             Ok(()) => Ok(()),

@@ -72,7 +72,13 @@ impl Env {
         make_dirs(&root, &shared)?;
 
         let exits: Arc<Mutex<HashMap<String, watch::Sender<Option<i64>>>>> = Arc::default();
-        let network_name = name.to_string();
+        // The network is named after the env, unless a foreign network has that name: the
+        // engine resolves containers' networks by name, and two of one name are ambiguous.
+        let network_name = if client.network_name_taken(name).await? {
+            format!("{name}-{}", std::process::id())
+        } else {
+            name.to_string()
+        };
         let network_id = match client.create_network(&network_name, labels.clone()).await {
             Ok(id) => id,
             Err(e) => {

@@ -1,0 +1,43 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::process::Command;
+
+/// Labelled containers, networks and volumes of an env that are still there.
+pub fn leftovers(env: &str) -> Vec<String> {
+    let filter = format!("label=dev.e2e.env={env}");
+    let mut left = Vec::new();
+    for (what, args) in [
+        ("container", vec!["ps", "-a", "-q", "--filter", &filter]),
+        ("network", vec!["network", "ls", "-q", "--filter", &filter]),
+        ("volume", vec!["volume", "ls", "-q", "--filter", &filter]),
+    ] {
+        let out = Command::new("docker").args(&args).output().expect("the docker CLI runs");
+        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        for id in String::from_utf8_lossy(&out.stdout).lines() {
+            left.push(format!("{what} {id}"));
+        }
+    }
+    left
+}
+
+/// Asserts the env left nothing behind.
+pub fn assert_clean(env: &str) {
+    let left = leftovers(env);
+    assert!(left.is_empty(), "env {env} left: {left:?}");
+}
+
+/// The owner label a dead process of this host would have had.
+pub fn dead_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let boot: String =
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim().chars().take(8).collect();
+    format!("{host}/{boot}/99999999/1")
+}
+
+/// Runs the docker CLI, asserting success, returning stdout.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("the docker CLI runs");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
