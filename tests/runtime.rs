@@ -336,7 +336,7 @@ async fn logs_are_kept_for_diagnostics() -> e2e::Result<()> {
     let r = env.runnable("talker").init(
         StartOptions::new(BUSYBOX)
             .command(["sh", "-c", "for i in 1 2 3 4 5; do echo line $i; done; echo oops >&2; echo done; sleep 3600"])
-            .readiness(Probe::log("^done$")),
+            .readiness(Probe::all_of([Probe::log("^done$"), Probe::log("^oops$")])),
     );
     r.start_and_wait_ready().await?;
     // stdout and stderr are separate streams: their relative order is as received.
