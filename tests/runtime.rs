@@ -342,7 +342,7 @@ async fn logs_are_kept_for_diagnostics() -> e2e::Result<()> {
     // stdout and stderr are separate streams: their relative order is as received.
     let tail = r.logs_tail(7);
     assert_eq!(tail.len(), 7);
-    assert!(tail.contains(&"oops".to_string()) && tail.last().unwrap() == "done", "{tail:?}");
+    assert!(tail.contains(&"oops".to_string()), "{tail:?}");
     let stdout: Vec<_> = tail.iter().filter(|l| *l != "oops").cloned().collect();
     assert_eq!(stdout, ["line 1", "line 2", "line 3", "line 4", "line 5", "done"]);
     env.close().await?;
