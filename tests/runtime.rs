@@ -436,3 +436,48 @@ async fn dropping_an_env_without_close_removes_it() -> e2e::Result<()> {
     assert_clean("rt_drop");
     Ok(())
 }
+
+/// HTTPS readiness without certificate checks, against Prometheus serving a self-signed cert.
+#[tokio::test(flavor = "multi_thread")]
+async fn https_probe_accepts_self_signed_certificates() -> e2e::Result<()> {
+    let env = Env::docker("rt_https").await?;
+    let prom = env.runnable("prometheus").with_ports([("https", 9090)]).future();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::create_dir_all(prom.dir()).unwrap();
+    std::fs::write(prom.dir().join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(prom.dir().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let dir = prom.internal_dir();
+    std::fs::write(
+        prom.dir().join("web.yml"),
+        format!("tls_server_config:\n  cert_file: {dir}/cert.pem\n  key_file: {dir}/key.pem\n"),
+    )
+    .unwrap();
+    // The files are read by the container's user (nobody).
+    for f in ["cert.pem", "key.pem", "web.yml"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(prom.dir().join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let prom = prom.init(
+        StartOptions::new(PROMETHEUS)
+            .command([
+                "--config.file=/etc/prometheus/prometheus.yml".to_string(),
+                "--storage.tsdb.path=/prometheus".to_string(),
+                format!("--web.config.file={dir}/web.yml"),
+            ])
+            .readiness(Probe::https("https", "/-/ready")),
+    );
+    prom.start_and_wait_ready().await?;
+    // Plain HTTP to the same port is refused as not ready.
+    let http = env.runnable("plain").with_ports([("https", 9090)]).init(
+        StartOptions::new(PROMETHEUS)
+            .command(["--config.file=/etc/prometheus/prometheus.yml".to_string(),
+                "--storage.tsdb.path=/prometheus".to_string(), format!("--web.config.file={dir}/web.yml")])
+            .readiness(Probe::http("https", "/-/ready"))
+            .readiness_timeout(Duration::from_secs(3)),
+    );
+    let e = http.start_and_wait_ready().await.unwrap_err();
+    assert!(matches!(e, Error::NotReady { .. }), "{e}");
+    env.close().await?;
+    assert_clean("rt_https");
+    Ok(())
+}

@@ -7,7 +7,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong while running a scenario. Each variant names the thing at fault
 /// (the env, the runnable, the image, the port, the probe) so the message alone says what broke.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same message as `Display`, so a test returning `Err` shows it readably.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The Docker engine could not be reached.
@@ -150,6 +152,19 @@ pub enum Error {
         /// The other run's owner label.
         owner: String,
     },
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)?;
+        // Display already shows the direct source; show what lies beneath it.
+        let mut source = std::error::Error::source(self).and_then(|s| s.source());
+        while let Some(s) = source {
+            write!(f, "\n  caused by: {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
 }
 
 fn format_tail(logs: &[String]) -> String {
