@@ -1,1 +1,389 @@
-//! Images: pulled when missing, built from a Dockerfile, or built from a host binary.
+//! Images built on the local engine: from a Dockerfile, or `FROM scratch` from a host binary, so
+//! a service can be tested with no registry and no Dockerfile.
+//!
+//! Built images carry the label [`IMAGE_LABEL`]. They are a cache: nothing removes them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+
+use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
+use futures_util::StreamExt;
+
+use crate::docker::{engine_message, Client};
+use crate::error::{status_of, Error, Result};
+
+/// Label every image built here carries (`true`).
+pub const IMAGE_LABEL: &str = "dev.e2e.image";
+/// Label holding a [`BinaryImage`]'s content hash, to skip rebuilding what is already built.
+pub const CONTENT_HASH_LABEL: &str = "dev.e2e.content-hash";
+
+/// Builds `tag` from a Dockerfile in a context directory.
+///
+/// The whole directory is sent as the build context (symbolic links as links; `.dockerignore`
+/// is not applied). `dockerfile` is the Dockerfile's path relative to the context, by default
+/// `Dockerfile`. The builder's output lines are printed prefixed with `e2e: build <tag>: `. The
+/// image gets the label [`IMAGE_LABEL`]. Returns the image id.
+///
+/// A failed build is an [`Error::ImageBuild`] holding the builder's message.
+pub async fn build_dockerfile(tag: &str, context: impl AsRef<Path>, dockerfile: Option<&str>) -> Result<String> {
+    let (image, dir) = (tag.to_string(), context.as_ref().to_path_buf());
+    let context = blocking(move || {
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.follow_symlinks(false);
+        tar.append_dir_all(".", &dir).and_then(|()| tar.into_inner()).map_err(|e| Error::ImageBuild {
+            image,
+            detail: format!("packing the build context {}: {e}", dir.display()),
+        })
+    })
+    .await?;
+    let client = Client::connect().await?;
+    let labels = HashMap::from([(IMAGE_LABEL.to_string(), "true".to_string())]);
+    build(&client, tag, context, dockerfile.unwrap_or("Dockerfile"), labels, false).await
+}
+
+/// A `FROM scratch` image made from a host binary (for example one [`cargo_bin`] just built)
+/// plus the shared libraries it links and the dynamic loader.
+///
+/// The binary goes to `/usr/local/bin/<its file name>` and is the image's entrypoint; the
+/// libraries keep their host paths, and `LD_LIBRARY_PATH` names their directories. The image
+/// also has an empty `/tmp`, and an `/etc/passwd` and `/etc/group` with `root` and `nobody`
+/// (65534) so that user look-ups work, and an `/etc/nsswitch.conf` reading files then DNS.
+///
+/// ```no_run
+/// # async fn f() -> e2e_runtime::Result<()> {
+/// use e2e_runtime::image::{cargo_bin, BinaryImage};
+/// let id = BinaryImage::new("my-service:e2e", cargo_bin("my-service", "my-service")?)
+///     .file("tests/config.toml", "/etc/my-service/config.toml")
+///     .env("RUST_LOG", "debug")
+///     .expose(8080)
+///     .user("65534")
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct BinaryImage {
+    tag: String,
+    binary: PathBuf,
+    files: Vec<(PathBuf, String)>,
+    env: Vec<(String, String)>,
+    ports: Vec<u16>,
+    user: Option<String>,
+    quiet: bool,
+}
+
+impl BinaryImage {
+    /// An image tagged `tag` running the host binary `binary`.
+    pub fn new(tag: impl Into<String>, binary: impl Into<PathBuf>) -> Self {
+        BinaryImage {
+            tag: tag.into(),
+            binary: binary.into(),
+            files: Vec::new(),
+            env: Vec::new(),
+            ports: Vec::new(),
+            user: None,
+            quiet: false,
+        }
+    }
+
+    /// Adds the host file `host` at the absolute path `in_image` (a config, a CA bundle), with
+    /// its host permissions. It may replace a generated file such as `/etc/passwd`.
+    pub fn file(mut self, host: impl Into<PathBuf>, in_image: impl Into<String>) -> Self {
+        self.files.push((host.into(), in_image.into()));
+        self
+    }
+
+    /// Sets an environment variable in the image (overriding the generated `LD_LIBRARY_PATH`
+    /// too); the value is taken literally.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Declares a TCP port the binary listens on.
+    pub fn expose(mut self, port: u16) -> Self {
+        self.ports.push(port);
+        self
+    }
+
+    /// The user (name or numeric id, for example `"65534"`) the binary runs as; root by default.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Whether to keep the builder's output off stdout (it is printed by default).
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Builds the image, unless the image tagged so already has the same content (files, their
+    /// paths and modes in the image, and its configuration, hashed into the label
+    /// [`CONTENT_HASH_LABEL`]), in which case it returns at once. Returns the image id.
+    pub async fn build(&self) -> Result<String> {
+        let image = self.clone();
+        let (context, hash) = blocking(move || image.context()).await?;
+        let client = Client::connect().await?;
+        match client.api().inspect_image(&self.tag).await {
+            Ok(found) => {
+                let labels = found.config.and_then(|c| c.labels).unwrap_or_default();
+                if labels.get(CONTENT_HASH_LABEL) == Some(&hash) {
+                    if !self.quiet {
+                        println!("e2e: build {}: up to date", self.tag);
+                    }
+                    return Ok(found.id.unwrap_or_default());
+                }
+            }
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(Error::docker(format!("inspecting image {:?}", self.tag), e)),
+        }
+        build(&client, &self.tag, context, "Dockerfile", HashMap::new(), self.quiet).await
+    }
+
+    /// The build context (the image's tree under `rootfs/`, and a Dockerfile), and the hash of
+    /// its content.
+    fn context(&self) -> Result<(Vec<u8>, String)> {
+        let failed = |detail: String| Error::ImageBuild { image: self.tag.clone(), detail };
+        let read = |path: &Path| {
+            let read = || {
+                Ok::<_, std::io::Error>((std::fs::metadata(path)?.permissions().mode() & 0o777, std::fs::read(path)?))
+            };
+            read().map_err(|e| failed(format!("reading {}: {e}", path.display())))
+        };
+        let name = self.binary.file_name().and_then(|n| n.to_str());
+        let name = name.ok_or_else(|| failed(format!("{} has no usable file name", self.binary.display())))?;
+        let entrypoint = format!("/usr/local/bin/{name}");
+
+        // In-image path, relative to the root -> (mode, content).
+        let mut files = BTreeMap::from([
+            (PathBuf::from("etc/passwd"), (0o644, PASSWD.as_bytes().to_vec())),
+            (PathBuf::from("etc/group"), (0o644, GROUP.as_bytes().to_vec())),
+            (PathBuf::from("etc/nsswitch.conf"), (0o644, NSSWITCH.as_bytes().to_vec())),
+            (in_image(Path::new(&entrypoint)).map_err(&failed)?, read(&self.binary)?),
+        ]);
+        let deps = lddtree::DependencyAnalyzer::default()
+            .analyze(&self.binary)
+            .map_err(|e| failed(format!("finding the libraries {} links: {e}", self.binary.display())))?;
+        let missing: Vec<&str> = deps.libraries.values().filter(|l| !l.found()).map(|l| l.name.as_str()).collect();
+        if !missing.is_empty() {
+            return Err(failed(format!(
+                "{} links libraries not found on this host: {}",
+                self.binary.display(),
+                missing.join(", ")
+            )));
+        }
+        let libraries: Vec<PathBuf> = deps.libraries.values().map(|l| l.path.clone()).collect();
+        // The kernel runs the loader from the path in PT_INTERP, which lddtree may report
+        // elsewhere (as found from libc) when that path goes through a link such as /lib64.
+        for path in libraries.iter().cloned().chain(deps.interpreter.map(PathBuf::from)) {
+            files.insert(in_image(&path).map_err(&failed)?, read(&path)?);
+        }
+        for (host, path) in &self.files {
+            files.insert(in_image(Path::new(path)).map_err(&failed)?, read(host)?);
+        }
+
+        let mut dockerfile = format!(
+            "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT {}\n",
+            serde_json::to_string(&[&entrypoint]).expect("a list of strings is JSON")
+        );
+        // The image has no ld.so.cache and the binary has moved: name the libraries' directories
+        // so that those found through ld.so.conf or $ORIGIN are found again.
+        let lib_dirs: BTreeSet<_> = libraries.iter().filter_map(|l| l.parent()).map(|d| d.to_string_lossy()).collect();
+        let lib_path = (!lib_dirs.is_empty())
+            .then(|| ("LD_LIBRARY_PATH".to_string(), lib_dirs.into_iter().collect::<Vec<_>>().join(":")));
+        let mut env = String::new();
+        for (key, value) in lib_path.iter().chain(&self.env) {
+            if key.is_empty() || key.contains(|c: char| c.is_whitespace() || "=\"'\\$".contains(c)) {
+                return Err(failed(format!("invalid environment variable name {key:?}")));
+            }
+            env += &format!(" {key}={}", quote(value).map_err(&failed)?);
+        }
+        // One ENV and one EXPOSE: the legacy builder runs a container for each instruction.
+        if !env.is_empty() {
+            dockerfile += &format!("ENV{env}\n");
+        }
+        if !self.ports.is_empty() {
+            dockerfile += &format!("EXPOSE{}\n", self.ports.iter().map(|p| format!(" {p}")).collect::<String>());
+        }
+        if let Some(user) = &self.user {
+            dockerfile += &format!("USER {}\n", quote(user).map_err(&failed)?);
+        }
+
+        let pack = |e: std::io::Error| failed(format!("packing the build context: {e}"));
+        let mut tar = tar::Builder::new(Vec::new());
+        append(&mut tar, tar::EntryType::Directory, Path::new("rootfs/tmp"), 0o1777, &[]).map_err(pack)?;
+        for (path, (mode, data)) in &files {
+            append(&mut tar, tar::EntryType::Regular, &Path::new("rootfs").join(path), *mode, data).map_err(pack)?;
+        }
+        // The tree so far is the same bytes for the same files, paths and modes.
+        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+        hash.update(tar.get_ref());
+        hash.update(dockerfile.as_bytes());
+        let hash = hex(hash.finish().as_ref());
+        dockerfile += &format!("LABEL {IMAGE_LABEL}=\"true\" {CONTENT_HASH_LABEL}=\"{hash}\"\n");
+        append(&mut tar, tar::EntryType::Regular, Path::new("Dockerfile"), 0o644, dockerfile.as_bytes())
+            .map_err(pack)?;
+        Ok((tar.into_inner().map_err(pack)?, hash))
+    }
+}
+
+/// Adds an entry owned by root, with no time, so that the same content gives the same bytes.
+fn append(
+    tar: &mut tar::Builder<Vec<u8>>,
+    kind: tar::EntryType,
+    path: &Path,
+    mode: u32,
+    data: &[u8],
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(data.len() as u64);
+    header.set_mtime(0);
+    tar.append_data(&mut header, path, data)
+}
+
+/// Builds the binary `bin` of the workspace package `package` with cargo (`$CARGO`, else
+/// `cargo`), in the current workspace's target directory and profile `dev`, and returns the
+/// binary's path. Usable from a running `cargo test`: cargo does not hold its lock while
+/// tests run.
+///
+/// A failure is an [`Error::Io`] naming the package and holding cargo's error output.
+pub fn cargo_bin(package: &str, bin: &str) -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let what = format!("building binary {bin:?} of package {package:?} with {}", cargo.to_string_lossy());
+    let out = Command::new(&cargo)
+        .args(["build", "--profile", "dev", "--message-format", "json-render-diagnostics"])
+        .args(["--package", package, "--bin", bin])
+        .output()
+        .map_err(|e| Error::io(what.clone(), e))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(Error::io(
+            format!("{what} failed ({})", out.status),
+            std::io::Error::other(stderr.trim().to_string()),
+        ));
+    }
+    // The artifact messages on stdout name the executable wherever the target directory is.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
+        .filter(|m| m["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")))
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| Error::io(what, std::io::Error::other(format!("cargo named no executable\n{}", stderr.trim()))))
+}
+
+/// Sends a context to the legacy builder, printing its output, and returns the image's id.
+async fn build(
+    client: &Client,
+    tag: &str,
+    context: Vec<u8>,
+    dockerfile: &str,
+    labels: HashMap<String, String>,
+    quiet: bool,
+) -> Result<String> {
+    let failed = |detail: String| Error::ImageBuild { image: tag.to_string(), detail };
+    let options = BuildImageOptions {
+        t: Some(tag.to_string()),
+        dockerfile: dockerfile.to_string(),
+        labels: Some(labels),
+        rm: true,
+        forcerm: true,
+        // The engines met here have no BuildKit.
+        version: BuilderVersion::BuilderV1,
+        ..Default::default()
+    };
+    let mut output = client.api().build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut step = String::new();
+    let error = loop {
+        let info = match output.next().await {
+            None => break None,
+            Some(Ok(info)) => info,
+            // bollard turns an item with an error detail into this; the item is checked too.
+            Some(Err(bollard::errors::Error::DockerStreamError { error })) => break Some(error),
+            Some(Err(e)) => break Some(engine_message(&e)),
+        };
+        if let Some(error) = info.error_detail.and_then(|d| d.message) {
+            break Some(error);
+        }
+        for line in info.stream.iter().chain(&info.status).flat_map(|s| s.lines()).map(str::trim) {
+            if line.starts_with("Step ") {
+                step = line.to_string();
+            }
+            if !quiet && !line.is_empty() {
+                println!("e2e: build {tag}: {line}");
+            }
+        }
+    };
+    if let Some(error) = error {
+        return Err(failed(if step.is_empty() { error } else { format!("{error} (at {step})") }));
+    }
+    let image = client
+        .api()
+        .inspect_image(tag)
+        .await
+        .map_err(|e| Error::docker(format!("inspecting image {tag:?} after building it"), e))?;
+    Ok(image.id.unwrap_or_default())
+}
+
+const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\nnobody:x:65534:\n";
+// With no nsswitch.conf glibc asks DNS before /etc/hosts, and stops there for `localhost`.
+const NSSWITCH: &str = "passwd: files\ngroup: files\nhosts: files dns\n";
+
+/// An absolute in-image path as a path relative to the image's root, refusing `..` and the like.
+fn in_image(path: &Path) -> std::result::Result<PathBuf, String> {
+    let relative = path.strip_prefix("/").map_err(|_| format!("in-image path {path:?} is not absolute"))?;
+    if relative.as_os_str().is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(format!("in-image path {path:?} must name a file, with no `.` or `..`"));
+    }
+    Ok(relative.to_path_buf())
+}
+
+/// A Dockerfile word taken literally: quoted, with no variable expansion.
+fn quote(s: &str) -> std::result::Result<String, String> {
+    if s.contains(['\n', '\r']) {
+        return Err(format!("{s:?} has a line break, which a Dockerfile cannot hold"));
+    }
+    let mut quoted = String::from("\"");
+    for c in s.chars() {
+        if matches!(c, '\\' | '"' | '$') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    Ok(quoted + "\"")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs file-system work off the async threads, passing a panic on.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_literally() {
+        assert_eq!(quote(r#"a "b" $HOME \x"#).unwrap(), r#""a \"b\" \$HOME \\x""#);
+        assert!(quote("a\nb").is_err());
+    }
+
+    #[test]
+    fn in_image_paths_are_absolute_and_plain() {
+        let in_image = |p: &str| in_image(Path::new(p));
+        assert_eq!(in_image("/etc/app.toml").unwrap(), PathBuf::from("etc/app.toml"));
+        assert!(in_image("etc/app.toml").is_err());
+        assert!(in_image("/etc/../x").is_err());
+        assert!(in_image("/").is_err());
+    }
+}
