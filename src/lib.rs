@@ -24,6 +24,15 @@
 #![warn(missing_docs)]
 
 pub use e2e_runtime::{
-    image, start_and_wait_ready, Env, Error, ExecOutput, FutureRunnable, Probe, Result, Runnable,
-    RunnableBuilder, StartOptions, ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL,
+    catalog, image, start_and_wait_ready, Env, Error, ExecOutput, FutureRunnable, Metrics, Probe,
+    Result, Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL,
+    OWNER_LABEL, RUNNABLE_LABEL,
 };
+
+/// Used by the code the macros generate; not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use e2e_runtime::catalog::CATALOG;
+    pub use e2e_runtime::testing::{run_test, start_workloads, TestReturn, TestSpec};
+    pub use e2e_runtime::__linkme as linkme;
+}

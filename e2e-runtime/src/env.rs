@@ -46,6 +46,10 @@ pub(crate) struct EnvInner {
     close_done: tokio::sync::Mutex<bool>,
     /// Runnable names in use.
     names: Mutex<HashSet<String>>,
+    /// Runnables declared, for diagnostics: name, container name, output.
+    runnables: Mutex<Vec<(String, String, Arc<crate::logs::LogBuffer>)>>,
+    /// Set by [`Env::keep`]: nothing is removed.
+    kept: AtomicBool,
     /// Container name → exit code of its last death (None while it runs), fed by engine events.
     exits: Arc<Mutex<HashMap<String, watch::Sender<Option<i64>>>>>,
     events: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -59,6 +63,7 @@ impl Env {
     pub async fn docker(name: &str) -> Result<Env> {
         validate_env_name(name)?;
         let client = Client::connect().await?;
+        crate::hooks::install();
         let lock = lock_env_name(name).await?;
         sweep_dead(&client, name).await?;
 
@@ -107,6 +112,8 @@ impl Env {
                 closed: AtomicBool::new(false),
                 close_done: tokio::sync::Mutex::new(false),
                 names: Mutex::default(),
+                runnables: Mutex::default(),
+                kept: AtomicBool::new(false),
                 exits,
                 events: Mutex::new(Some(events)),
                 lock: Mutex::new(Some(lock)),
@@ -154,6 +161,66 @@ impl Env {
         RunnableBuilder::new(self.clone(), name, problem)
     }
 
+    /// Registers a runnable for diagnostics.
+    pub(crate) fn register(&self, name: &str, container: &str, logs: Arc<crate::logs::LogBuffer>) {
+        self.inner.runnables.lock().unwrap().push((name.to_string(), container.to_string(), logs));
+    }
+
+    /// Where the full output of a runnable's container is written, on the host.
+    pub(crate) fn log_file(&self, runnable: &str) -> PathBuf {
+        self.inner.root.join("logs").join(format!("{runnable}.log"))
+    }
+
+    /// A report of every runnable: its state, exit code and last log lines. What a failed test
+    /// prints so it can be debugged without rerunning.
+    pub async fn describe(&self) -> String {
+        let runnables = self.inner.runnables.lock().unwrap().clone();
+        let mut out = format!("env {:?}: {} runnable(s)\n", self.inner.name, runnables.len());
+        for (name, container, logs) in runnables {
+            let state = match self.inner.client.inspect(&container).await {
+                Ok(s) if s.paused => "paused".to_string(),
+                Ok(s) if s.running => "running".to_string(),
+                Ok(s) => format!("{} (exit code {})", s.status, s.exit_code.unwrap_or(-1)),
+                Err(_) => "not started".to_string(),
+            };
+            out.push_str(&format!("- {name} [{container}]: {state}\n"));
+            for line in logs.tail(crate::logs::TAIL_LINES) {
+                out.push_str(&format!("    | {line}\n"));
+            }
+        }
+        out
+    }
+
+    /// Copies every runnable's full output into `dir` (as `<runnable>.log`), returning `dir`.
+    pub fn save_logs(&self, dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let src = self.inner.root.join("logs");
+        for entry in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+            let to = dir.join(entry.file_name());
+            std::fs::copy(entry.path(), &to).map_err(|e| Error::io(format!("copying logs to {}", to.display()), e))?;
+        }
+        Ok(dir.to_path_buf())
+    }
+
+    /// Leaves the env as it is for inspection: nothing is removed by close, drop or the
+    /// watchdog; the next run with this env name removes it. Returns how to remove it by hand.
+    pub fn keep(&self) -> String {
+        self.inner.kept.store(true, Ordering::SeqCst);
+        crate::hooks::keep(&self.inner.name);
+        let filter = format!("--filter label={ENV_LABEL}={} --filter label={OWNER_LABEL}={}", self.inner.name, owner::current());
+        format!(
+            "env {:?} is kept: containers {}-*, network {}, directory {}\n  remove it with:\n    \
+             docker rm -fv $(docker ps -aq {filter}); docker network rm $(docker network ls -q {filter}); \
+             docker volume rm $(docker volume ls -q {filter}); rm -rf {}\n  \
+             (or run any test of this env again: it removes what a finished run left)",
+            self.inner.name,
+            self.inner.name,
+            self.inner.network_name,
+            self.inner.shared.display(),
+            self.inner.root.display()
+        )
+    }
+
     /// The exit watch of a container, registered before it starts so no death is missed.
     pub(crate) fn exit_watch(&self, container: &str) -> watch::Receiver<Option<i64>> {
         let mut exits = self.inner.exits.lock().unwrap();
@@ -173,7 +240,11 @@ impl Env {
     pub async fn close(&self) -> Result<()> {
         let mut done = self.inner.close_done.lock().await;
         self.inner.closed.store(true, Ordering::SeqCst);
-        if *done {
+        if *done || self.inner.kept.load(Ordering::SeqCst) {
+            if let Some(events) = self.inner.events.lock().unwrap().take() {
+                events.abort();
+            }
+            self.inner.lock.lock().unwrap().take();
             return Ok(());
         }
         let result = remove_run(&self.inner.client, &self.inner.name, owner::current(), &self.inner.network_id).await;
@@ -189,7 +260,7 @@ impl Env {
 
 impl Drop for EnvInner {
     fn drop(&mut self) {
-        if *self.close_done.get_mut() {
+        if *self.close_done.get_mut() || *self.kept.get_mut() {
             return;
         }
         eprintln!("e2e: env {:?} was dropped without close(): removing its resources now", self.name);
@@ -214,7 +285,7 @@ impl Drop for EnvInner {
 }
 
 /// Removes the containers, volumes and network of one run of one env.
-async fn remove_run(client: &Client, env: &str, owner: &str, network_id: &str) -> Result<()> {
+pub(crate) async fn remove_run(client: &Client, env: &str, owner: &str, network_id: &str) -> Result<()> {
     let labels = [format!("{ENV_LABEL}={env}"), format!("{OWNER_LABEL}={owner}")];
     let containers = client.list(Kind::Container, &labels).await?;
     let removals = containers.iter().map(|c| client.remove_container(&c.id));
@@ -287,7 +358,7 @@ async fn watch_exits(client: Client, env: String, exits: Arc<Mutex<HashMap<Strin
 }
 
 /// `<tmp>/e2e-runs`, shared by every user of the machine, one directory per run inside.
-fn runs_dir() -> Result<PathBuf> {
+pub(crate) fn runs_dir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join("e2e-runs");
     if !dir.exists() {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;

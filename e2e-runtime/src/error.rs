@@ -144,6 +144,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A workload name not in the catalog.
+    #[error("no workload named {name:?} in the catalog (known: {})", known.join(", "))]
+    UnknownWorkload {
+        /// The name asked for.
+        name: String,
+        /// The names the catalog has.
+        known: Vec<String>,
+    },
     /// An env name is held by a run that the framework cannot prove dead.
     #[error("env {env:?} is in use by another live run ({owner}); its resources are left alone")]
     EnvInUse {

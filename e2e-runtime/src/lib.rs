@@ -3,17 +3,27 @@
 //! Most users depend on the `e2e` facade crate, which re-exports this one.
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod catalog;
 mod docker;
 mod env;
 mod error;
+mod hooks;
 pub mod image;
 mod logs;
 mod owner;
 mod probe;
 mod runnable;
+#[doc(hidden)]
+pub mod testing;
 
+#[doc(hidden)]
+pub use linkme as __linkme;
+
+pub use catalog::Workload;
 pub use env::Env;
 pub use error::{Error, Result};
 pub use owner::{ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL};
 pub use probe::Probe;
-pub use runnable::{start_and_wait_ready, ExecOutput, FutureRunnable, Runnable, RunnableBuilder, StartOptions};
+pub use runnable::{
+    start_and_wait_ready, ExecOutput, FutureRunnable, Metrics, Runnable, RunnableBuilder, StartOptions,
+};

@@ -33,6 +33,18 @@ pub struct StartOptions {
     stop_timeout: Duration,
     init: bool,
     quiet: bool,
+    metrics: Option<Metrics>,
+}
+
+/// Where a runnable serves its Prometheus metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    /// The port name.
+    pub port: String,
+    /// The HTTP path (default `/metrics`).
+    pub path: String,
+    /// `http` (default) or `https`.
+    pub scheme: String,
 }
 
 impl StartOptions {
@@ -54,6 +66,7 @@ impl StartOptions {
             stop_timeout: Duration::from_secs(10),
             init: true,
             quiet: false,
+            metrics: None,
         }
     }
 
@@ -162,6 +175,39 @@ impl StartOptions {
         self
     }
 
+    /// Instruments the runnable: it serves Prometheus metrics on this named port, at `/metrics`
+    /// over `http` unless [`StartOptions::metrics_path`] and [`StartOptions::metrics_scheme`] say
+    /// otherwise.
+    pub fn metrics(mut self, port: impl Into<String>) -> Self {
+        self.metrics_mut().port = port.into();
+        self
+    }
+
+    /// The metrics path (with [`StartOptions::metrics`]).
+    pub fn metrics_path(mut self, path: impl Into<String>) -> Self {
+        self.metrics_mut().path = path.into();
+        self
+    }
+
+    /// The metrics scheme, `http` or `https` (with [`StartOptions::metrics`]).
+    pub fn metrics_scheme(mut self, scheme: impl Into<String>) -> Self {
+        self.metrics_mut().scheme = scheme.into();
+        self
+    }
+
+    fn metrics_mut(&mut self) -> &mut Metrics {
+        self.metrics.get_or_insert_with(|| Metrics {
+            port: String::new(),
+            path: "/metrics".into(),
+            scheme: "http".into(),
+        })
+    }
+
+    /// Where the runnable serves metrics, if it is instrumented.
+    pub fn metrics_endpoint(&self) -> Option<&Metrics> {
+        self.metrics.as_ref()
+    }
+
     /// Keeps the container's output out of the test output (it is still kept for errors).
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
@@ -200,6 +246,10 @@ impl RunnableBuilder {
         let container = format!("{}-{}", self.env.name(), self.name);
         let dir_rel = format!("data/{}", self.name);
         let exits = self.env.exit_watch(&container);
+        let logs = Arc::new(LogBuffer::default());
+        if self.problem.is_none() {
+            self.env.register(&self.name, &container, logs.clone());
+        }
         FutureRunnable {
             inner: Arc::new(Inner {
                 dir: self.env.shared_dir().join(&dir_rel),
@@ -209,7 +259,7 @@ impl RunnableBuilder {
                 container,
                 ports: self.ports,
                 problem: Mutex::new(self.problem),
-                logs: Arc::new(LogBuffer::default()),
+                logs,
                 exits,
                 state: tokio::sync::Mutex::new(RunState::default()),
                 quick: Mutex::new(Quick::default()),
@@ -420,6 +470,9 @@ impl Runnable {
                 inner.port(port)?;
             }
         }
+        if let Some(m) = &self.options.metrics {
+            inner.port(&m.port)?;
+        }
         let quiet = self.options.quiet || env.inner.quiet;
         client.ensure_image(&self.options.image, quiet).await?;
         std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(format!("creating {}", inner.dir.display()), e))?;
@@ -437,6 +490,7 @@ impl Runnable {
             id.clone(),
             inner.name.clone(),
             inner.logs.clone(),
+            env.log_file(&inner.name),
             quiet,
         )));
         let st = client.inspect(&id).await?;
@@ -669,12 +723,29 @@ impl Runnable {
 }
 
 /// Streams a container's output into its log buffer and, unless quiet, the test output.
-async fn follow_logs(client: crate::docker::Client, id: String, name: String, logs: Arc<LogBuffer>, quiet: bool) {
+/// Every line also goes to `file`, whole, for the record kept on failure.
+async fn follow_logs(
+    client: crate::docker::Client,
+    id: String,
+    name: String,
+    logs: Arc<LogBuffer>,
+    file: PathBuf,
+    quiet: bool,
+) {
+    use std::io::Write;
     let mut stream = Box::pin(client.logs(&id));
     let mut lines = LineSplitter::default();
+    let mut record = file
+        .parent()
+        .and_then(|dir| std::fs::create_dir_all(dir).ok())
+        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&file).ok());
     let mut on_line = |is_err: bool, line: &str| {
+        let stream = if is_err { " (stderr)" } else { "" };
         if !quiet {
-            println!("{name}{}: {line}", if is_err { " (stderr)" } else { "" });
+            println!("{name}{stream}: {line}");
+        }
+        if let Some(f) = &mut record {
+            let _ = writeln!(f, "{}{stream}: {line}", humantime::format_rfc3339_millis(std::time::SystemTime::now()));
         }
         logs.push(line);
     };
