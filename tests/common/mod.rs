@@ -41,3 +41,16 @@ pub fn docker(args: &[&str]) -> String {
     assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// The fixture service's image, built from the cargo-built binary (once per test binary).
+pub async fn fixture_image() -> &'static str {
+    static BUILT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    const TAG: &str = "e2e-fixture:test";
+    BUILT
+        .get_or_init(|| async {
+            let bin = e2e::image::cargo_bin("e2e-fixture", "e2e-fixture").expect("the fixture builds");
+            e2e::image::BinaryImage::new(TAG, bin).quiet(true).build().await.expect("the fixture image builds");
+        })
+        .await;
+    TAG
+}
