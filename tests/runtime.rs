@@ -481,3 +481,29 @@ async fn https_probe_accepts_self_signed_certificates() -> e2e::Result<()> {
     assert_clean("rt_https");
     Ok(())
 }
+
+/// An image missing locally is pulled, with progress, from a registry run in the env itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_image_is_pulled() -> e2e::Result<()> {
+    let env = Env::docker("rt_pull").await?;
+    let registry = env
+        .runnable("registry")
+        .with_ports([("http", 5000)])
+        .init(StartOptions::new("registry:2.8.2").readiness(Probe::http("http", "/v2/")));
+    registry.start_and_wait_ready().await?;
+    // The engine trusts registries on loopback without TLS.
+    let image = format!("{}/e2e-test/pulled:v1", registry.endpoint("http")?.replace("127.0.0.1", "localhost"));
+    docker(&["tag", BUSYBOX, &image]);
+    docker(&["push", &image]);
+    docker(&["rmi", &image]);
+
+    let pulled = env.runnable("pulled").init(StartOptions::new(&image).command(["sleep", "3600"]));
+    pulled.start().await?;
+    assert!(pulled.is_running().await?);
+    // Present now under its name: the next start will not pull.
+    assert!(docker(&["image", "inspect", "-f", "{{.RepoTags}}", &image]).contains(&image));
+    env.close().await?;
+    docker(&["rmi", &image]);
+    assert_clean("rt_pull");
+    Ok(())
+}
