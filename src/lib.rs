@@ -24,10 +24,11 @@
 #![warn(missing_docs)]
 
 pub use e2e_runtime::{
-    catalog, image, start_and_wait_ready, Env, Error, ExecOutput, FutureRunnable, Metrics, Probe,
+    catalog, image, monitoring, start_and_wait_ready, Env, Error, ExecOutput, FutureRunnable, Metrics, Probe,
     Result, Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL,
     OWNER_LABEL, RUNNABLE_LABEL,
 };
+pub use e2e_runtime::{metrics, between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less, less_amongst_two, less_or_equal, Comparator, Composite, Exposition, Matcher, MetricsOptions};
 
 /// Used by the code the macros generate; not public API.
 #[doc(hidden)]

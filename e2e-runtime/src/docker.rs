@@ -189,6 +189,16 @@ impl Client {
             .map_err(|e| Error::docker(format!("disconnecting {container} from the network"), e))
     }
 
+    /// The gateway address of a network: the host's address on it.
+    pub async fn gateway(&self, network: &str) -> Result<Option<String>> {
+        let n = self
+            .api
+            .inspect_network(network, None)
+            .await
+            .map_err(|e| Error::docker(format!("inspecting network {network}"), e))?;
+        Ok(n.ipam.and_then(|i| i.config).unwrap_or_default().into_iter().find_map(|c| c.gateway))
+    }
+
     // ------------------------------------------------------------------ volumes
 
     pub async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
@@ -343,6 +353,26 @@ impl Client {
         self.api.events(Some(EventsOptions { filters: Some(filters), ..Default::default() }))
     }
 
+    /// One reading of a container's resource usage.
+    pub async fn usage(&self, id: &str) -> Result<Usage> {
+        let opts = bollard::query_parameters::StatsOptions { stream: false, one_shot: true };
+        let stats = self
+            .api
+            .stats(id, Some(opts))
+            .next()
+            .await
+            .ok_or_else(|| Error::io(format!("reading stats of {id}"), std::io::ErrorKind::UnexpectedEof.into()))?
+            .map_err(|e| Error::docker(format!("reading stats of {id}"), e))?;
+        let cpu = stats.cpu_stats.and_then(|c| c.cpu_usage).and_then(|u| u.total_usage).unwrap_or(0);
+        let memory = stats.memory_stats.and_then(|m| m.usage).unwrap_or(0);
+        let (rx, tx) = stats
+            .networks
+            .unwrap_or_default()
+            .values()
+            .fold((0, 0), |(rx, tx), n| (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0)));
+        Ok(Usage { cpu_seconds: cpu as f64 / 1e9, memory_bytes: memory as f64, rx_bytes: rx as f64, tx_bytes: tx as f64 })
+    }
+
     // ------------------------------------------------------------------ exec
 
     /// Runs `cmd` in the container; returns stdout, stderr and the exit code. Each output line
@@ -396,6 +426,15 @@ impl Client {
         }
         Ok((out, err, -1))
     }
+}
+
+/// A container's resource usage, as the engine's stats give it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Usage {
+    pub cpu_seconds: f64,
+    pub memory_bytes: f64,
+    pub rx_bytes: f64,
+    pub tx_bytes: f64,
 }
 
 /// Resource kinds the framework creates.

@@ -50,6 +50,8 @@ pub(crate) struct EnvInner {
     runnables: Mutex<Vec<(String, String, Arc<crate::logs::LogBuffer>)>>,
     /// Set by [`Env::keep`]: nothing is removed.
     kept: AtomicBool,
+    /// Instrumented runnables running now, for monitoring's discovery.
+    pub targets: Arc<crate::monitoring::Targets>,
     /// Container name → exit code of its last death (None while it runs), fed by engine events.
     exits: Arc<Mutex<HashMap<String, watch::Sender<Option<i64>>>>>,
     events: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -91,7 +93,8 @@ impl Env {
                 return Err(e);
             }
         };
-        let events = tokio::spawn(watch_exits(client.clone(), name.to_string(), exits.clone()));
+        let targets = Arc::new(crate::monitoring::Targets::default());
+        let events = tokio::spawn(watch_exits(client.clone(), name.to_string(), exits.clone(), targets.clone()));
         let http = reqwest::Client::builder()
             .danger_accept_invalid_certs(true)
             .no_proxy()
@@ -114,6 +117,7 @@ impl Env {
                 names: Mutex::default(),
                 runnables: Mutex::default(),
                 kept: AtomicBool::new(false),
+                targets,
                 exits,
                 events: Mutex::new(Some(events)),
                 lock: Mutex::new(Some(lock)),
@@ -159,6 +163,25 @@ impl Env {
             None
         };
         RunnableBuilder::new(self.clone(), name, problem)
+    }
+
+    /// The host's address on the env network, where containers reach this process (only with a
+    /// local engine).
+    pub(crate) async fn gateway(&self) -> Option<String> {
+        if !self.inner.client.local() {
+            return None;
+        }
+        self.inner.client.gateway(&self.inner.network_id).await.ok().flatten()
+    }
+
+    /// Resource usage of every started runnable: (runnable, container, usage).
+    pub(crate) async fn container_stats(&self) -> Vec<(String, String, crate::docker::Usage)> {
+        let runnables = self.inner.runnables.lock().unwrap().clone();
+        let reads = runnables.into_iter().map(|(name, container, _)| async move {
+            let usage = self.inner.client.usage(&container).await.ok()?;
+            Some((name, container, usage))
+        });
+        futures_util::future::join_all(reads).await.into_iter().flatten().collect()
     }
 
     /// Registers a runnable for diagnostics.
@@ -340,7 +363,12 @@ async fn sweep_dead(client: &Client, env: &str) -> Result<()> {
 }
 
 /// Follows the engine's start/die events of this run's containers in `env`.
-async fn watch_exits(client: Client, env: String, exits: Arc<Mutex<HashMap<String, watch::Sender<Option<i64>>>>>) {
+async fn watch_exits(
+    client: Client,
+    env: String,
+    exits: Arc<Mutex<HashMap<String, watch::Sender<Option<i64>>>>>,
+    targets: Arc<crate::monitoring::Targets>,
+) {
     let labels = [format!("{ENV_LABEL}={env}"), format!("{OWNER_LABEL}={}", owner::current())];
     let mut events = Box::pin(client.container_events(&labels));
     while let Some(Ok(ev)) = events.next().await {
@@ -348,7 +376,11 @@ async fn watch_exits(client: Client, env: String, exits: Arc<Mutex<HashMap<Strin
         let attrs = actor.attributes.unwrap_or_default();
         let Some(name) = attrs.get("name") else { continue };
         let state = match ev.action.as_deref() {
-            Some("die") => Some(attrs.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(-1)),
+            Some("die") => {
+                // A dead container is no target: monitoring forgets it.
+                targets.set(name, None);
+                Some(attrs.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(-1))
+            }
             Some("start") => None,
             _ => continue,
         };

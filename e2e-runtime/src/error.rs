@@ -160,6 +160,67 @@ pub enum Error {
         /// The other run's owner label.
         owner: String,
     },
+    /// A metrics operation on a runnable without a metrics port.
+    #[error(
+        "runnable {runnable:?} is not instrumented: it has no metrics port \
+         (name one with StartOptions::metrics(\"<port name>\"))"
+    )]
+    NotInstrumented {
+        /// The runnable.
+        runnable: String,
+    },
+    /// Fetching a runnable's metrics failed: no answer, or a status other than 2xx.
+    #[error("runnable {runnable:?}: fetching metrics from {url} failed: {detail}")]
+    MetricsFetch {
+        /// The runnable.
+        runnable: String,
+        /// The URL fetched.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A metric has no series (that the label matchers select).
+    #[error(
+        "runnable {runnable:?} exposes no series of metric {metric:?}{matchers} \
+         (MetricsOptions::wait_missing_metrics() waits for it, skip_missing_metrics() counts it as 0)"
+    )]
+    MissingMetric {
+        /// The runnable.
+        runnable: String,
+        /// The metric name.
+        metric: String,
+        /// The label matchers, as `{a="b",c=~"d"}`, or empty.
+        matchers: String,
+    },
+    /// A label matcher that cannot be used (an invalid regex).
+    #[error("invalid label matcher {matcher}: {reason}")]
+    InvalidMatcher {
+        /// The matcher, as `name=~"regex"`.
+        matcher: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A metrics comparator given another number of metrics than it compares.
+    #[error("comparator {comparator} compares {expected} metric(s) but was given {given}: pass exactly {expected} metric name(s)")]
+    ComparatorArity {
+        /// The comparator, as `equals(5)`.
+        comparator: String,
+        /// How many metrics it compares.
+        expected: usize,
+        /// How many it was given.
+        given: usize,
+    },
+    /// A metrics wait reached its deadline: what it waited for and what it saw last.
+    #[error("{0}")]
+    MetricsWait(Box<crate::metrics::WaitFailure>),
+    /// A PromQL query against the env's monitoring failed or never gave the awaited result.
+    #[error("query {query:?}: {detail}")]
+    Query {
+        /// The PromQL expression.
+        query: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl std::fmt::Debug for Error {

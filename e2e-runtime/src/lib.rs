@@ -10,6 +10,8 @@ mod error;
 mod hooks;
 pub mod image;
 mod logs;
+pub mod metrics;
+pub mod monitoring;
 mod owner;
 mod probe;
 mod runnable;
@@ -23,6 +25,7 @@ pub use catalog::Workload;
 pub use env::Env;
 pub use error::{Error, Result};
 pub use owner::{ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL};
+pub use metrics::{between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less, less_amongst_two, less_or_equal, Comparator, Composite, Exposition, Matcher, MetricsOptions};
 pub use probe::Probe;
 pub use runnable::{
     start_and_wait_ready, ExecOutput, FutureRunnable, Metrics, Runnable, RunnableBuilder, StartOptions,

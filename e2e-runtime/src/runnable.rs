@@ -411,6 +411,11 @@ impl Runnable {
         &self.options
     }
 
+    /// The env's HTTP client, shared by probes and metrics.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.env.inner.http
+    }
+
     /// `<container>:<port>`, the address of a named port inside the env network.
     pub fn internal_endpoint(&self, port: &str) -> Result<String> {
         self.inner.internal_endpoint(port)
@@ -501,6 +506,8 @@ impl Runnable {
             }
         }
         quick.ip = st.addresses.get(&env.inner.network_name).cloned();
+        drop(quick);
+        env.inner.targets.set(&inner.container, crate::monitoring::target_of(&inner.name, &inner.container, &self.options, &inner.ports));
         Ok(())
     }
 
@@ -673,6 +680,7 @@ impl Runnable {
     /// the stop timeout.
     pub async fn stop(&self) -> Result<()> {
         let id = self.inner.id("stop")?;
+        self.inner.env.inner.targets.set(&self.inner.container, None);
         self.inner.env.inner.client.stop(&id, self.options.stop_timeout).await
     }
 

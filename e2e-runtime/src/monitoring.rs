@@ -1,0 +1,390 @@
+//! Monitoring: Prometheus in the env, scraping every instrumented runnable as it starts and
+//! stops, plus per-container resource metrics exported from the engine's stats.
+//!
+//! ```no_run
+//! # async fn f(env: &e2e_runtime::Env) -> e2e_runtime::Result<()> {
+//! let mon = e2e_runtime::monitoring::start(env).await?;
+//! // ... start instrumented runnables: they are discovered as they start ...
+//! let up = mon.query("up").await?;
+//! println!("{} targets up; UI at {}", up.len(), mon.ui_url()?);
+//! # Ok(()) }
+//! ```
+//!
+//! Discovery is file based: the env rewrites `/shared/monitoring/targets.json` whenever an
+//! instrumented runnable starts, stops or dies, and Prometheus re-reads it every second, without
+//! restarting. Resource metrics (`container_cpu_usage_seconds_total`,
+//! `container_memory_usage_bytes`, `container_network_{receive,transmit}_bytes_total`, labelled
+//! `name` and `runnable`) come from an exporter in this process that reads the engine's stats on
+//! each scrape, so the privileged cadvisor image is not needed. It listens on the env network's
+//! gateway address, which exists only with a local engine; with a remote one it is left out.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::probe::Probe;
+use crate::runnable::{Runnable, StartOptions};
+
+/// The Prometheus image monitoring runs by default.
+pub const DEFAULT_PROMETHEUS_IMAGE: &str = "quay.io/prometheus/prometheus:v2.42.0";
+
+/// Where an instrumented runnable is scraped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScrapeTarget {
+    pub runnable: String,
+    pub address: String,
+    pub path: String,
+    pub scheme: String,
+}
+
+/// The env's instrumented runnables that run now, by container name, written to a file
+/// Prometheus watches once monitoring starts.
+#[derive(Debug, Default)]
+pub(crate) struct Targets {
+    map: Mutex<BTreeMap<String, ScrapeTarget>>,
+    file: Mutex<Option<PathBuf>>,
+}
+
+impl Targets {
+    pub fn set(&self, container: &str, target: Option<ScrapeTarget>) {
+        let mut map = self.map.lock().unwrap();
+        let changed = match target {
+            Some(t) => map.insert(container.to_string(), t.clone()) != Some(t),
+            None => map.remove(container).is_some(),
+        };
+        if changed {
+            self.write(&map);
+        }
+    }
+
+    fn watch(&self, file: PathBuf) {
+        *self.file.lock().unwrap() = Some(file);
+        self.write(&self.map.lock().unwrap());
+    }
+
+    fn write(&self, map: &BTreeMap<String, ScrapeTarget>) {
+        let Some(file) = self.file.lock().unwrap().clone() else { return };
+        let groups: Vec<_> = map
+            .iter()
+            .map(|(container, t)| {
+                serde_json::json!({
+                    "targets": [t.address],
+                    "labels": {
+                        "runnable": t.runnable,
+                        "container": container,
+                        "__metrics_path__": t.path,
+                        "__scheme__": t.scheme,
+                    }
+                })
+            })
+            .collect();
+        // Prometheus may read at any moment: replace the file whole.
+        let tmp = file.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(&groups).expect("JSON of strings");
+        if std::fs::write(&tmp, text).and_then(|()| set_readable(&tmp)).and_then(|()| std::fs::rename(&tmp, &file)).is_err() {
+            eprintln!("e2e: could not update the monitoring targets in {}", file.display());
+        }
+    }
+}
+
+fn set_readable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+}
+
+/// How monitoring is started.
+#[derive(Debug, Clone)]
+pub struct MonitoringOptions {
+    image: String,
+    scrape_interval: Duration,
+    container_metrics: bool,
+}
+
+impl Default for MonitoringOptions {
+    fn default() -> Self {
+        MonitoringOptions {
+            image: DEFAULT_PROMETHEUS_IMAGE.to_string(),
+            scrape_interval: Duration::from_secs(1),
+            container_metrics: true,
+        }
+    }
+}
+
+impl MonitoringOptions {
+    /// The Prometheus image (default [`DEFAULT_PROMETHEUS_IMAGE`]).
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        self.image = image.into();
+        self
+    }
+
+    /// How often targets are scraped (default 1 s).
+    pub fn scrape_interval(mut self, interval: Duration) -> Self {
+        self.scrape_interval = interval;
+        self
+    }
+
+    /// Whether to export per-container resource metrics (default on).
+    pub fn container_metrics(mut self, on: bool) -> Self {
+        self.container_metrics = on;
+        self
+    }
+}
+
+/// Prometheus running in an env. Dropping it stops the container metrics exporter; the
+/// Prometheus container goes with the env.
+#[derive(Debug)]
+pub struct Monitoring {
+    prometheus: Runnable,
+    exporter: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Monitoring {
+    fn drop(&mut self) {
+        if let Some(e) = self.exporter.take() {
+            e.abort();
+        }
+    }
+}
+
+/// One series of a PromQL result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Its labels (with `__name__` when the result keeps it).
+    pub metric: BTreeMap<String, String>,
+    /// Its value (the last one, for a range result).
+    pub value: f64,
+}
+
+/// Starts Prometheus in `env` with default options. See [`start_with`].
+pub async fn start(env: &Env) -> Result<Monitoring> {
+    start_with(env, MonitoringOptions::default()).await
+}
+
+/// Starts Prometheus in `env` as the runnable `monitoring`, waits until it is ready, and has it
+/// discover every instrumented runnable of the env, those started before and after.
+pub async fn start_with(env: &Env, options: MonitoringOptions) -> Result<Monitoring> {
+    let dir = env.shared_dir().join("monitoring");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let internal = format!("{}/monitoring", env.internal_shared_dir());
+
+    let mut exporter = None;
+    let mut container_job = String::new();
+    if options.container_metrics {
+        match env.gateway().await {
+            Some(gateway) => {
+                let listener = tokio::net::TcpListener::bind((gateway.as_str(), 0))
+                    .await
+                    .map_err(|e| Error::io(format!("listening on the env network's gateway {gateway}"), e))?;
+                let port = listener.local_addr().map_err(|e| Error::io("reading the exporter's address", e))?.port();
+                exporter = Some(tokio::spawn(serve_container_metrics(listener, env.clone())));
+                container_job = format!(
+                    "  - job_name: containers\n    static_configs:\n      - targets: ['{gateway}:{port}']\n"
+                );
+            }
+            None => eprintln!("e2e: monitoring without container metrics: the engine is not local"),
+        }
+    }
+    let interval = humantime::format_duration(options.scrape_interval);
+    let config = format!(
+        "global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n  external_labels:\n    env: {env_name}\n\
+         scrape_configs:\n\
+         \x20 - job_name: prometheus\n    static_configs:\n      - targets: ['localhost:9090']\n\
+         \x20 - job_name: e2e\n    tls_config:\n      insecure_skip_verify: true\n    file_sd_configs:\n      - files: ['{internal}/targets.json']\n        refresh_interval: 1s\n\
+         {container_job}",
+        env_name = env.name(),
+    );
+    let config_file = dir.join("prometheus.yml");
+    std::fs::write(&config_file, config)
+        .and_then(|()| set_readable(&config_file))
+        .map_err(|e| Error::io(format!("writing {}", config_file.display()), e))?;
+    env.inner.targets.watch(dir.join("targets.json"));
+
+    let prometheus = env.runnable("monitoring").with_ports([("http", 9090)]).init(
+        StartOptions::new(options.image)
+            .command([
+                format!("--config.file={internal}/prometheus.yml"),
+                "--storage.tsdb.path=/prometheus".to_string(),
+                "--storage.tsdb.retention.time=1d".to_string(),
+                "--web.enable-lifecycle".to_string(),
+            ])
+            .metrics("http")
+            .readiness(Probe::http("http", "/-/ready")),
+    );
+    prometheus.start_and_wait_ready().await?;
+    Ok(Monitoring { prometheus, exporter })
+}
+
+impl Monitoring {
+    /// The Prometheus runnable.
+    pub fn prometheus(&self) -> &Runnable {
+        &self.prometheus
+    }
+
+    /// The address of Prometheus's UI for this host.
+    pub fn ui_url(&self) -> Result<String> {
+        Ok(format!("http://{}", self.prometheus.endpoint("http")?))
+    }
+
+    /// Opens the UI in a browser; where none can be opened, prints the URL instead. Returns the
+    /// URL either way.
+    pub fn open_ui(&self) -> Result<String> {
+        let url = self.ui_url()?;
+        let graphical = cfg!(target_os = "macos")
+            || std::env::var_os("DISPLAY").is_some()
+            || std::env::var_os("WAYLAND_DISPLAY").is_some();
+        if !(graphical && open::that_detached(&url).is_ok()) {
+            println!("e2e: monitoring UI: {url}");
+        }
+        Ok(url)
+    }
+
+    /// Runs an instant PromQL query.
+    pub async fn query(&self, promql: &str) -> Result<Vec<Sample>> {
+        let url = format!("{}/api/v1/query", self.ui_url()?);
+        let failed = |detail: String| Error::Query { query: promql.to_string(), detail };
+        let resp = self
+            .prometheus
+            .http()
+            .get(&url)
+            .query(&[("query", promql)])
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let body: serde_json::Value = resp.json().await.map_err(|e| failed(e.to_string()))?;
+        if body["status"] != "success" {
+            return Err(failed(format!("{}: {}", body["errorType"], body["error"])));
+        }
+        parse_result(&body["data"]).map_err(failed)
+    }
+
+    /// Runs the query until `done` accepts its result, or fails after `timeout` with the last
+    /// result seen.
+    pub async fn wait_query(
+        &self,
+        promql: &str,
+        timeout: Duration,
+        done: impl Fn(&[Sample]) -> bool,
+    ) -> Result<Vec<Sample>> {
+        let deadline = Instant::now() + timeout;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let last = match self.query(promql).await {
+                Ok(samples) if done(&samples) => return Ok(samples),
+                Ok(samples) => format!("last result: {samples:?}"),
+                Err(e) => format!("last error: {e}"),
+            };
+            if Instant::now() >= deadline {
+                return Err(Error::Query {
+                    query: promql.to_string(),
+                    detail: format!("condition not met after {}; {last}", humantime::format_duration(timeout)),
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+}
+
+fn parse_result(data: &serde_json::Value) -> std::result::Result<Vec<Sample>, String> {
+    let value_of = |v: &serde_json::Value| -> std::result::Result<f64, String> {
+        let text = v.get(1).and_then(|s| s.as_str()).ok_or_else(|| format!("unexpected value {v}"))?;
+        match text {
+            "NaN" => Ok(f64::NAN),
+            "+Inf" => Ok(f64::INFINITY),
+            "-Inf" => Ok(f64::NEG_INFINITY),
+            t => t.parse().map_err(|e| format!("value {t:?}: {e}")),
+        }
+    };
+    let labels = |m: &serde_json::Value| -> BTreeMap<String, String> {
+        m.as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            .unwrap_or_default()
+    };
+    match data["resultType"].as_str() {
+        Some("vector") => data["result"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|s| Ok(Sample { metric: labels(&s["metric"]), value: value_of(&s["value"])? }))
+            .collect(),
+        Some("matrix") => data["result"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                let last = s["values"].as_array().and_then(|v| v.last()).ok_or("an empty series")?;
+                Ok(Sample { metric: labels(&s["metric"]), value: value_of(last)? })
+            })
+            .collect(),
+        Some("scalar") => Ok(vec![Sample { metric: BTreeMap::new(), value: value_of(&data["result"])? }]),
+        other => Err(format!("unsupported result type {other:?}")),
+    }
+}
+
+/// Serves `/metrics` with the resource usage of the env's containers, read at each scrape.
+async fn serve_container_metrics(listener: tokio::net::TcpListener, env: Env) {
+    use hyper::service::service_fn;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let env = env.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |_req| {
+                let env = env.clone();
+                async move {
+                    let body = container_metrics(&env).await;
+                    Ok::<_, Infallible>(
+                        hyper::Response::builder()
+                            .header("Content-Type", "text/plain; version=0.0.4")
+                            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                            .expect("a valid response"),
+                    )
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}
+
+/// The exposition of the env's containers' resource usage.
+async fn container_metrics(env: &Env) -> String {
+    let stats = env.container_stats().await;
+    let families: [(&str, &str, &str, fn(&crate::docker::Usage) -> f64); 4] = [
+        ("container_cpu_usage_seconds_total", "counter", "CPU time used.", |u| u.cpu_seconds),
+        ("container_memory_usage_bytes", "gauge", "Memory in use.", |u| u.memory_bytes),
+        ("container_network_receive_bytes_total", "counter", "Bytes received.", |u| u.rx_bytes),
+        ("container_network_transmit_bytes_total", "counter", "Bytes sent.", |u| u.tx_bytes),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (runnable, container, usage) in &stats {
+            let _ = writeln!(out, "{name}{{name=\"{container}\",runnable=\"{runnable}\"}} {}", value(usage));
+        }
+    }
+    out
+}
+
+/// Runnable name → scrape target of this runnable, if it is instrumented.
+pub(crate) fn target_of(
+    runnable: &str,
+    container: &str,
+    options: &StartOptions,
+    ports: &[(String, u16)],
+) -> Option<ScrapeTarget> {
+    let m = options.metrics_endpoint()?;
+    let port = ports.iter().find(|(name, _)| *name == m.port).map(|(_, p)| p)?;
+    Some(ScrapeTarget {
+        runnable: runnable.to_string(),
+        address: format!("{container}:{port}"),
+        path: m.path.clone(),
+        scheme: m.scheme.clone(),
+    })
+}
