@@ -20,7 +20,7 @@
 //! # async fn f(svc: &e2e_runtime::Runnable) -> e2e_runtime::Result<()> {
 //! use e2e_runtime::{greater_or_equal, Matcher, MetricsOptions};
 //! let only_ok = MetricsOptions::new().matcher(Matcher::regex("code", "2.."));
-//! svc.wait_sum_metrics(greater_or_equal(10.0), ["http_requests_total"], only_ok).await?;
+//! svc.wait_sum_metrics_with(greater_or_equal(10.0), ["http_requests_total"], only_ok).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -624,7 +624,7 @@ impl Runnable {
 
     /// The sum of each metric, in the order of `names` (see the [module docs](crate::metrics)
     /// for how each type sums). A missing metric is an error unless the options skip it.
-    pub async fn sum_metrics<I>(&self, names: I, options: &MetricsOptions) -> Result<Vec<f64>>
+    pub async fn sum_metrics_with<I>(&self, names: I, options: &MetricsOptions) -> Result<Vec<f64>>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
@@ -638,7 +638,7 @@ impl Runnable {
     /// missing metric with [`MetricsOptions::wait_missing_metrics`]. The error after the
     /// deadline names the runnable, the metrics, the matchers, the last sums and the last
     /// error.
-    pub async fn wait_sum_metrics<I>(&self, comparator: Comparator, names: I, options: MetricsOptions) -> Result<()>
+    pub async fn wait_sum_metrics_with<I>(&self, comparator: Comparator, names: I, options: MetricsOptions) -> Result<()>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
@@ -648,8 +648,31 @@ impl Runnable {
 
     /// Waits until the runnable no longer exposes a series of the metric that the options'
     /// matchers select. Scrape failures are retried until the deadline.
-    pub async fn wait_removed_metric(&self, name: &str, options: MetricsOptions) -> Result<()> {
+    pub async fn wait_removed_metric_with(&self, name: &str, options: MetricsOptions) -> Result<()> {
         wait(std::slice::from_ref(self), &[name.to_string()], Goal::Removed, &options).await
+    }
+
+    /// [`sum_metrics_with`](Self::sum_metrics_with) with the default options.
+    pub async fn sum_metrics<I>(&self, names: I) -> Result<Vec<f64>>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.sum_metrics_with(names, &MetricsOptions::default()).await
+    }
+
+    /// [`wait_sum_metrics_with`](Self::wait_sum_metrics_with) with the default options.
+    pub async fn wait_sum_metrics<I>(&self, comparator: Comparator, names: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.wait_sum_metrics_with(comparator, names, MetricsOptions::default()).await
+    }
+
+    /// [`wait_removed_metric_with`](Self::wait_removed_metric_with) with the default options.
+    pub async fn wait_removed_metric(&self, name: &str) -> Result<()> {
+        self.wait_removed_metric_with(name, MetricsOptions::default()).await
     }
 }
 
@@ -677,7 +700,7 @@ impl Composite {
     }
 
     /// The sum of each metric over every runnable, in the order of `names`.
-    pub async fn sum_metrics<I>(&self, names: I, options: &MetricsOptions) -> Result<Vec<f64>>
+    pub async fn sum_metrics_with<I>(&self, names: I, options: &MetricsOptions) -> Result<Vec<f64>>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
@@ -686,8 +709,8 @@ impl Composite {
         sum_over(&self.runnables, &to_names(names), options).await
     }
 
-    /// Like [`Runnable::wait_sum_metrics`], on sums over every runnable.
-    pub async fn wait_sum_metrics<I>(&self, comparator: Comparator, names: I, options: MetricsOptions) -> Result<()>
+    /// Like [`Runnable::wait_sum_metrics_with`], on sums over every runnable.
+    pub async fn wait_sum_metrics_with<I>(&self, comparator: Comparator, names: I, options: MetricsOptions) -> Result<()>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
@@ -696,8 +719,31 @@ impl Composite {
     }
 
     /// Waits until no runnable exposes a selected series of the metric.
-    pub async fn wait_removed_metric(&self, name: &str, options: MetricsOptions) -> Result<()> {
+    pub async fn wait_removed_metric_with(&self, name: &str, options: MetricsOptions) -> Result<()> {
         wait(&self.runnables, &[name.to_string()], Goal::Removed, &options).await
+    }
+
+    /// [`sum_metrics_with`](Self::sum_metrics_with) with the default options.
+    pub async fn sum_metrics<I>(&self, names: I) -> Result<Vec<f64>>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.sum_metrics_with(names, &MetricsOptions::default()).await
+    }
+
+    /// [`wait_sum_metrics_with`](Self::wait_sum_metrics_with) with the default options.
+    pub async fn wait_sum_metrics<I>(&self, comparator: Comparator, names: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.wait_sum_metrics_with(comparator, names, MetricsOptions::default()).await
+    }
+
+    /// [`wait_removed_metric_with`](Self::wait_removed_metric_with) with the default options.
+    pub async fn wait_removed_metric(&self, name: &str) -> Result<()> {
+        self.wait_removed_metric_with(name, MetricsOptions::default()).await
     }
 }
 
