@@ -28,7 +28,16 @@ pub use e2e_runtime::{
     Result, Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL,
     OWNER_LABEL, RUNNABLE_LABEL,
 };
-pub use e2e_runtime::{metrics, between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less, less_amongst_two, less_or_equal, Comparator, Composite, Exposition, Matcher, MetricsOptions};
+pub use e2e_runtime::{
+    between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal,
+    less, less_amongst_two, less_or_equal, metrics, Comparator, Composite, Exposition, Matcher,
+    MetricsOptions,
+};
+
+#[doc = include_str!("docs/test.md")]
+pub use e2e_macros::test;
+#[doc = include_str!("docs/workload.md")]
+pub use e2e_macros::workload;
 
 /// Used by the code the macros generate; not public API.
 #[doc(hidden)]

@@ -1,1 +1,21 @@
-//! Procedural macros of the e2e framework (see the `e2e` crate).
+//! Procedural macros of the e2e framework (see the `e2e` crate, which documents and re-exports
+//! them). They only parse, validate and emit: the code they generate calls into the runtime
+//! through `::e2e::...` paths (`::e2e::__private` for the hidden ones), where all behaviour lives.
+
+mod common;
+mod test_attr;
+mod workload;
+
+use proc_macro::TokenStream;
+
+/// Runs an `async fn` as a test in its own env; see `e2e::test`.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(test_attr::parse(args.into(), item.into())).into()
+}
+
+/// Declares workload types; see `e2e::workload!`.
+#[proc_macro]
+pub fn workload(input: TokenStream) -> TokenStream {
+    workload::expand(workload::parse(input.into())).into()
+}
