@@ -160,10 +160,18 @@ impl Client {
     }
 
     pub async fn remove_network(&self, id: &str) -> Result<()> {
-        match self.api.remove_network(id).await {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Ok(()),
-            Err(e) => Err(Error::docker(format!("removing network {id}"), e)),
+        // Under load the engine (20.10) can report endpoints of containers it has just removed
+        // as still active for a while: retry that answer for a few seconds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.api.remove_network(id).await {
+                Ok(()) => return Ok(()),
+                Err(e) if status_of(&e) == Some(404) => return Ok(()),
+                Err(e) if engine_message(&e).contains("active endpoints") && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(Error::docker(format!("removing network {id}"), e)),
+            }
         }
     }
 

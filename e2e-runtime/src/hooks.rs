@@ -124,22 +124,39 @@ fn remove_owned(owner: &str, kept: &HashSet<String>) -> Result<usize, String> {
         let removed = rt.block_on(async {
             let client = Client::connect().await.map_err(|e| e.to_string())?;
             let labels = [format!("{OWNER_LABEL}={owner}")];
-            let mut envs = HashSet::new();
-            for kind in [Kind::Container, Kind::Volume, Kind::Network] {
-                for found in client.list(kind, &labels).await.map_err(|e| e.to_string())? {
-                    if let Some(env) = found.labels.get(ENV_LABEL) {
-                        if !kept.contains(env) {
-                            envs.insert(env.clone());
+            let mut removed = HashSet::new();
+            // Creations still in flight (the run's other threads, or requests the engine had
+            // not finished when the run died) land after a listing: pass again after a pause
+            // until a pass finds nothing.
+            for pass in 0..10 {
+                let mut envs = HashSet::new();
+                for kind in [Kind::Container, Kind::Volume, Kind::Network] {
+                    for found in client.list(kind, &labels).await.map_err(|e| e.to_string())? {
+                        if let Some(env) = found.labels.get(ENV_LABEL) {
+                            if !kept.contains(env) {
+                                envs.insert(env.clone());
+                            }
                         }
                     }
                 }
+                if envs.is_empty() && pass > 0 {
+                    break;
+                }
+                let mut last_error = None;
+                for env in envs {
+                    if let Err(e) = crate::env::remove_run(&client, &env, &owner, "").await {
+                        last_error = Some(e.to_string());
+                    }
+                    removed.insert(env);
+                }
+                if pass == 9 {
+                    if let Some(e) = last_error {
+                        return Err(e);
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
-            let mut n = 0;
-            for env in envs {
-                crate::env::remove_run(&client, &env, &owner, "").await.map_err(|e| e.to_string())?;
-                n += 1;
-            }
-            Ok::<_, String>(n)
+            Ok::<_, String>(removed.len())
         })?;
         if let Ok(runs) = crate::env::runs_dir() {
             if let Some((_, rest)) = owner.split_once('/').and_then(|(_, r)| r.split_once('/')) {

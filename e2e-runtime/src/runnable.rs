@@ -381,6 +381,10 @@ impl Inner {
     }
 
     fn id(&self, operation: &'static str) -> Result<String> {
+        // After close the container is gone: say so, not the engine's "No such container".
+        if self.env.is_closed() {
+            return Err(Error::EnvClosed { env: self.env.name().to_string(), runnable: self.name.clone() });
+        }
         self.quick().id.ok_or_else(|| Error::NotStarted { runnable: self.name.clone(), operation })
     }
 
@@ -570,7 +574,14 @@ impl Runnable {
     pub async fn wait_ready(&self) -> Result<()> {
         let inner = &self.inner;
         inner.id("wait until ready")?;
-        let Some(probe) = &self.options.readiness else { return Ok(()) };
+        let Some(probe) = &self.options.readiness else {
+            // Without a probe a runnable is ready once started, unless it already failed.
+            let exited = *inner.exits.borrow();
+            return match exited {
+                Some(code) if code != 0 => Err(self.exited(code).await),
+                _ => Ok(()),
+            };
+        };
         let mut exits = inner.exits.clone();
         let started = Instant::now();
         let deadline = started + self.options.readiness_timeout;
@@ -580,7 +591,9 @@ impl Runnable {
         let mut backoff = Duration::from_millis(2);
         let mut last_error;
         loop {
-            if let Some(code) = *exits.borrow_and_update() {
+            // Copied out first: the guard must not live across the await (the future stays Send).
+            let exited = *exits.borrow_and_update();
+            if let Some(code) = exited {
                 return Err(self.exited(code).await);
             }
             match probe.check(&target).await {
@@ -641,6 +654,7 @@ impl Runnable {
     pub async fn is_running(&self) -> Result<bool> {
         match self.inner.quick().id {
             None => Ok(false),
+            Some(_) if self.inner.env.is_closed() => Ok(false),
             Some(id) => Ok(self.inner.env.inner.client.inspect(&id).await?.running),
         }
     }
