@@ -23,6 +23,8 @@
 //! ```
 #![warn(missing_docs)]
 
+extern crate self as e2e;
+
 pub use e2e_runtime::{
     catalog, image, monitoring, start_and_wait_ready, Env, Error, ExecOutput, FutureRunnable, Metrics, Probe,
     Result, Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL,
@@ -33,6 +35,9 @@ pub use e2e_runtime::{
     less, less_amongst_two, less_or_equal, metrics, Comparator, Composite, Exposition, Matcher,
     MetricsOptions,
 };
+
+pub mod db;
+pub use e2e_runtime::standalone::{self, run_until_endpoint_hit, run_until_interrupt};
 
 #[doc = include_str!("docs/test.md")]
 pub use e2e_macros::test;

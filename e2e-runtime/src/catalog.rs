@@ -39,12 +39,22 @@ pub fn iter() -> Vec<&'static WorkloadInfo> {
     all
 }
 
-/// The workload of this name; the error lists the known ones.
+/// The workload of this name (`Redis`), or of this path (`e2e::db::Redis`) when several
+/// modules declare one name; the error lists the known ones.
 pub fn get(name: &str) -> Result<&'static WorkloadInfo> {
-    CATALOG.iter().find(|w| w.name == name).ok_or_else(|| Error::UnknownWorkload {
-        name: name.to_string(),
-        known: iter().iter().map(|w| w.name.to_string()).collect(),
-    })
+    let path = |w: &WorkloadInfo| format!("{}::{}", w.module, w.name);
+    let found: Vec<_> = iter().into_iter().filter(|w| w.name == name || path(w) == name).collect();
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(Error::UnknownWorkload {
+            name: name.to_string(),
+            known: iter().iter().map(|w| w.name.to_string()).collect(),
+        }),
+        many => Err(Error::UnknownWorkload {
+            name: format!("{name} (ambiguous: say which)"),
+            known: many.iter().map(|w| path(w)).collect(),
+        }),
+    }
 }
 
 /// A workload type: a runnable with its image, ports and readiness decided in advance. Declare
@@ -85,6 +95,7 @@ mod tests {
         let names: Vec<_> = iter().iter().map(|w| w.name).collect();
         assert_eq!(names, ["Alpha", "Zed"]);
         assert_eq!(get("Zed").unwrap().image, "zed:1");
+        assert_eq!(get("t::Alpha").unwrap().name, "Alpha");
         let e = get("Zedd").unwrap_err().to_string();
         assert!(e.contains("\"Zedd\"") && e.contains("Alpha, Zed"), "{e}");
     }

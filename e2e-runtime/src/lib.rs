@@ -15,6 +15,7 @@ pub mod monitoring;
 mod owner;
 mod probe;
 mod runnable;
+pub mod standalone;
 #[doc(hidden)]
 pub mod testing;
 

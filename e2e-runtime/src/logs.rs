@@ -67,6 +67,11 @@ impl LogBuffer {
         self.changed.notify_waiters();
     }
 
+    /// How many lines were ever received.
+    pub fn total(&self) -> u64 {
+        self.inner.lock().unwrap().total
+    }
+
     /// The last `n` lines.
     pub fn tail(&self, n: usize) -> Vec<String> {
         let l = self.inner.lock().unwrap();

@@ -661,13 +661,15 @@ impl Runnable {
         self.sum_metrics_with(names, &MetricsOptions::default()).await
     }
 
-    /// [`wait_sum_metrics_with`](Self::wait_sum_metrics_with) with the default options.
+    /// [`wait_sum_metrics_with`](Self::wait_sum_metrics_with) with the default options, except
+    /// that a metric not exposed yet is waited for (a counter often has no series until its
+    /// first increment): a wait is meant to wait.
     pub async fn wait_sum_metrics<I>(&self, comparator: Comparator, names: I) -> Result<()>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.wait_sum_metrics_with(comparator, names, MetricsOptions::default()).await
+        self.wait_sum_metrics_with(comparator, names, MetricsOptions::default().wait_missing_metrics()).await
     }
 
     /// [`wait_removed_metric_with`](Self::wait_removed_metric_with) with the default options.
@@ -732,13 +734,15 @@ impl Composite {
         self.sum_metrics_with(names, &MetricsOptions::default()).await
     }
 
-    /// [`wait_sum_metrics_with`](Self::wait_sum_metrics_with) with the default options.
+    /// [`wait_sum_metrics_with`](Self::wait_sum_metrics_with) with the default options, except
+    /// that a metric not exposed yet is waited for (a counter often has no series until its
+    /// first increment): a wait is meant to wait.
     pub async fn wait_sum_metrics<I>(&self, comparator: Comparator, names: I) -> Result<()>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.wait_sum_metrics_with(comparator, names, MetricsOptions::default()).await
+        self.wait_sum_metrics_with(comparator, names, MetricsOptions::default().wait_missing_metrics()).await
     }
 
     /// [`wait_removed_metric_with`](Self::wait_removed_metric_with) with the default options.

@@ -332,7 +332,11 @@ fn parse_result(data: &serde_json::Value) -> std::result::Result<Vec<Sample>, St
 async fn serve_container_metrics(listener: tokio::net::TcpListener, env: Env) {
     use hyper::service::service_fn;
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            // A persistent error (out of file descriptors) must not spin the CPU.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
         let env = env.clone();
         tokio::spawn(async move {
             let service = service_fn(move |_req| {

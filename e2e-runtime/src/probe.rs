@@ -168,7 +168,8 @@ impl Probe {
             },
             Kind::Log { regex, times, pattern } => {
                 let regex = regex.as_ref().map_err(|e| e.clone())?;
-                let (lines, _) = target.logs().since(0);
+                // Only this container's lines: a restarted runnable keeps its older ones.
+                let (lines, _) = target.logs().since(target.logs_from);
                 let seen = lines.iter().filter(|l| regex.is_match(l)).count();
                 if seen >= *times {
                     Ok(())
@@ -229,6 +230,8 @@ pub(crate) struct Target<'a> {
     pub http: &'a reqwest::Client,
     /// The container's output so far.
     pub logs: &'a LogBuffer,
+    /// The number of the first line this container printed.
+    pub logs_from: u64,
     /// The runnable, for commands run inside it.
     pub runnable: &'a crate::runnable::Runnable,
 }

@@ -342,6 +342,8 @@ struct Quick {
     host_ports: HashMap<String, u16>,
     /// The container's address on the env network.
     ip: Option<String>,
+    /// The number of the first log line of the current container.
+    logs_from: u64,
 }
 
 /// What a command run in a container printed, and how it exited.
@@ -492,7 +494,11 @@ impl Runnable {
 
         let body = self.create_body().await?;
         let id = client.create_container(&inner.container, body).await?;
-        inner.quick.lock().unwrap().id = Some(id.clone());
+        {
+            let mut quick = inner.quick.lock().unwrap();
+            quick.id = Some(id.clone());
+            quick.logs_from = inner.logs.total();
+        }
         client.start_container(&id, &inner.container).await?;
         state.logs_task = Some(tokio::spawn(follow_logs(
             client.clone(),
@@ -587,7 +593,13 @@ impl Runnable {
         let deadline = started + self.options.readiness_timeout;
         let quick = inner.quick();
         let addresses = self.probe_addresses(&quick);
-        let target = Target { addresses: &addresses, http: &inner.env.inner.http, logs: &inner.logs, runnable: self };
+        let target = Target {
+            addresses: &addresses,
+            http: &inner.env.inner.http,
+            logs: &inner.logs,
+            logs_from: quick.logs_from,
+            runnable: self,
+        };
         let mut backoff = Duration::from_millis(2);
         let mut last_error;
         loop {

@@ -1,0 +1,274 @@
+//! The ready-made catalog: common services declared with [`workload!`](crate::workload), each
+//! with a real public image tag, a readiness probe that means the service answers, and its
+//! Prometheus metrics port where it has one.
+//!
+//! ```no_run
+//! use e2e::db::{Prometheus, Redis};
+//!
+//! #[e2e::test(env = "cache")]
+//! async fn caches(redis: Redis, prometheus: Prometheus) -> e2e::Result<()> {
+//!     let pong = redis.exec(["redis-cli", "ping"]).await?;
+//!     assert_eq!(pong.stdout.trim(), "PONG");
+//!     let options = e2e::MetricsOptions::new().wait_missing_metrics();
+//!     let appended = ["prometheus_tsdb_head_samples_appended_total"];
+//!     prometheus.wait_sum_metrics_with(e2e::greater(0.0), appended, options).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Every workload here is started and checked on a real engine by `tests/catalog.rs` (against
+//! stand-ins of these images that carry the same tags: see the repository's `.ci/run`). Each is
+//! listed by [`catalog::iter`](crate::catalog::iter) once this module is linked in.
+//!
+//! Thanos, MinIO, Consul and Jaeger are not declared: there is no way to test them here, and an
+//! untested definition would be a guess.
+//!
+//! A few of these images need a configuration file that upstream does not ship (haproxy) or
+//! ships disabled (mosquitto, which listens on 127.0.0.1 only by default): their workloads write
+//! one with the image's own `sh` at start, then `exec` the upstream entrypoint, so the service
+//! is still PID 1's child and gets the stop signal.
+
+use std::path::PathBuf;
+
+use crate::{Error, Result};
+
+crate::workload! {
+    /// Prometheus scraping itself every second (job `myself`), with the external label
+    /// `prometheus: <runnable name>`, as efficientgo/e2e's does.
+    ///
+    /// Its configuration lives in its directory ([`Prometheus::config_path`]): written there at
+    /// first start unless one is already there, so [`Prometheus::set_config`] before start
+    /// replaces it, and after start replaces it and reloads it (`POST /-/reload`, with
+    /// `--web.enable-lifecycle`). External labels apply to federation, remote write and alerts;
+    /// they do not show in query results.
+    pub Prometheus {
+        image: "quay.io/prometheus/prometheus:v2.42.0",
+        ports: { http: 9090 },
+        metrics: http,
+        readiness: http(http, "/-/ready"),
+        entrypoint: ["/bin/sh", "-c", prometheus_start_script()],
+    }
+
+    /// Prometheus's node exporter: metrics of the machine it runs on (as a container sees it).
+    pub NodeExporter {
+        image: "quay.io/prometheus/node-exporter:v1.5.0",
+        ports: { http: 9100 },
+        metrics: http,
+        readiness: http(http, "/metrics"),
+    }
+
+    /// The Prometheus Pushgateway: batch jobs push metrics to it (`PUT /metrics/job/<job>`),
+    /// Prometheus scrapes them from its `/metrics`.
+    pub Pushgateway {
+        image: "quay.io/prometheus/pushgateway:v1.5.1",
+        ports: { http: 9091 },
+        metrics: http,
+        readiness: http(http, "/-/ready"),
+    }
+
+    /// Alertmanager with the image's default configuration, as a single instance (clustering
+    /// off). API at `/api/v2`.
+    pub Alertmanager {
+        image: "quay.io/prometheus/alertmanager:v0.25.0",
+        ports: { http: 9093 },
+        metrics: http,
+        readiness: http(http, "/-/ready"),
+        command: [
+            "--config.file=/etc/alertmanager/alertmanager.yml",
+            "--storage.path=/alertmanager",
+            "--cluster.listen-address=",
+        ],
+    }
+
+    /// The Prometheus blackbox exporter with the image's default modules (`http_2xx`,
+    /// `tcp_connect`, ...): `GET /probe?module=http_2xx&target=<url>`.
+    pub BlackboxExporter {
+        image: "quay.io/prometheus/blackbox-exporter:v0.23.0",
+        ports: { http: 9115 },
+        metrics: http,
+        readiness: http(http, "/-/healthy"),
+    }
+
+    /// memcached (64 MB of cache). It has no metrics endpoint of its own; ready when it accepts
+    /// connections on its own address (it logs nothing at start unless run with `-vv`).
+    pub Memcached {
+        image: "memcached:1.6.18",
+        ports: { memcached: 11211 },
+        readiness: tcp(memcached),
+    }
+
+    /// Redis, protected mode off (as upstream's image), no persistence configured.
+    pub Redis {
+        image: "redis:7.0.15",
+        ports: { redis: 6379 },
+        readiness: log("Ready to accept connections"),
+    }
+
+    /// A single-member etcd cluster, clients served on every interface (as upstream's docs run
+    /// it); metrics on the client port.
+    pub Etcd {
+        image: "quay.io/coreos/etcd:v3.4.23",
+        ports: { client: 2379, peer: 2380 },
+        metrics: client,
+        readiness: http(client, "/health").body_contains("\"health\":\"true\""),
+        command: [
+            "/usr/local/bin/etcd",
+            "--listen-client-urls=http://0.0.0.0:2379",
+            "--advertise-client-urls=http://0.0.0.0:2379",
+        ],
+    }
+
+    /// nginx serving its welcome page.
+    pub Nginx {
+        image: "nginx:1.22.1",
+        ports: { http: 80 },
+        readiness: http(http, "/"),
+    }
+
+    /// HAProxy with a small configuration (upstream ships none): one frontend on `:8404` with
+    /// `/healthz`, the stats page at `/stats` and the built-in Prometheus exporter at
+    /// `/metrics`. For real proxying, replace the command with your own configuration.
+    pub Haproxy {
+        image: "haproxy:2.6.12",
+        ports: { stats: 8404 },
+        metrics: stats,
+        readiness: http(stats, "/healthz"),
+        entrypoint: ["/bin/sh", "-c", HAPROXY_START],
+    }
+
+    /// PostgreSQL 15, user and password `postgres`. Ready at the second "ready to accept
+    /// connections": the first comes from the temporary server of the first start's
+    /// initialisation.
+    pub Postgres {
+        image: "postgres:15",
+        ports: { postgres: 5432 },
+        readiness: log("database system is ready to accept connections", 2),
+        env: { POSTGRES_PASSWORD: "postgres" },
+    }
+
+    /// The NATS server with the image's configuration: clients on 4222, cluster routes on 6222,
+    /// HTTP monitoring (`/varz`, `/connz`, `/healthz`; JSON, not Prometheus) on 8222.
+    pub Nats {
+        image: "nats:2.9.10",
+        ports: { client: 4222, cluster: 6222, monitor: 8222 },
+        readiness: http(monitor, "/healthz"),
+    }
+
+    /// Single-node VictoriaMetrics: Prometheus-compatible query API, remote write and import
+    /// on 8428, its own metrics at `/metrics`.
+    pub VictoriaMetrics {
+        image: "victoriametrics/victoria-metrics:v1.79.5",
+        ports: { http: 8428 },
+        metrics: http,
+        readiness: http(http, "/health"),
+    }
+
+    /// The Mosquitto MQTT broker listening on 1883 for anonymous clients (upstream's default
+    /// configuration listens on 127.0.0.1 only, so it writes one that does not).
+    pub Mosquitto {
+        image: "eclipse-mosquitto:2.0.11",
+        ports: { mqtt: 1883 },
+        readiness: all_of([log("mosquitto version .* running"), tcp(mqtt)]),
+        entrypoint: ["/bin/sh", "-c", MOSQUITTO_START],
+    }
+
+    /// A container image registry (distribution), in-memory blob cache, storage in the
+    /// container; its Prometheus metrics on the debug port 5001.
+    pub Registry {
+        image: "registry:2.8.2",
+        ports: { http: 5000, debug: 5001 },
+        metrics: debug,
+        readiness: http(http, "/v2/"),
+        env: { REGISTRY_HTTP_DEBUG_ADDR: ":5001", REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED: "true" },
+    }
+}
+
+/// Writes the default configuration into the runnable's directory unless one is there, then
+/// runs Prometheus on it. The container's hostname is its runnable's name.
+fn prometheus_start_script() -> String {
+    format!(
+        "set -e\n\
+         dir={shared}/data/$(hostname)\n\
+         if [ ! -f \"$dir/prometheus.yml\" ]; then\n\
+         cat > \"$dir/prometheus.yml\" <<EOF\n{config}EOF\n\
+         fi\n\
+         exec /bin/prometheus --config.file=\"$dir/prometheus.yml\" --storage.tsdb.path=/prometheus \
+         --storage.tsdb.retention.time=1d --web.enable-lifecycle --web.listen-address=:9090",
+        shared = "/shared",
+        config = Prometheus::default_config("$(hostname)"),
+    )
+}
+
+const HAPROXY_START: &str = r#"cat > /tmp/haproxy.cfg <<'EOF'
+global
+  log stdout format raw local0
+defaults
+  mode http
+  log global
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend stats
+  bind :8404
+  monitor-uri /healthz
+  http-request use-service prometheus-exporter if { path /metrics }
+  stats enable
+  stats uri /stats
+EOF
+exec docker-entrypoint.sh haproxy -f /tmp/haproxy.cfg"#;
+
+const MOSQUITTO_START: &str = r#"printf 'listener 1883\nallow_anonymous true\n' > /tmp/mosquitto.conf
+exec /docker-entrypoint.sh /usr/sbin/mosquitto -c /tmp/mosquitto.conf"#;
+
+impl Prometheus {
+    /// The configuration a Prometheus named `name` starts with: it scrapes itself every second
+    /// as job `myself` and carries the external label `prometheus: <name>`.
+    pub fn default_config(name: &str) -> String {
+        format!(
+            "global:\n  external_labels:\n    prometheus: {name}\n\
+             scrape_configs:\n  - job_name: myself\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    \
+             static_configs:\n      - targets: ['localhost:9090']\n"
+        )
+    }
+
+    /// Its configuration file on the host, in its directory (`prometheus.yml`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("prometheus.yml")
+    }
+
+    /// Replaces its configuration. Before start, it is the one it starts with (the default is
+    /// then not written); once running, Prometheus reloads it, and a configuration it rejects is
+    /// an error.
+    pub async fn set_config(&self, config: &str) -> Result<()> {
+        let path = self.config_path();
+        let io = |e| Error::Io { context: format!("writing {}", path.display()), source: e };
+        std::fs::create_dir_all(self.dir()).map_err(io)?;
+        // Prometheus may read at any moment, and the old file may belong to its uid: replace
+        // the file whole.
+        let tmp = path.with_extension("yml.tmp");
+        std::fs::write(&tmp, config).map_err(io)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        if self.is_running().await? {
+            self.reload().await?;
+        }
+        Ok(())
+    }
+
+    /// Has Prometheus reload its configuration file (`POST /-/reload`).
+    pub async fn reload(&self) -> Result<()> {
+        let out = self
+            .exec(["wget", "-q", "-O", "-", "--post-data=", "http://127.0.0.1:9090/-/reload"])
+            .await?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(Error::Io {
+            context: format!("reloading the configuration of Prometheus {:?}", self.name()),
+            source: std::io::Error::other(format!("{}{}", out.stdout, out.stderr).trim().to_string()),
+        })
+    }
+}
