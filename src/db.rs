@@ -14,6 +14,7 @@
 //!     prometheus.wait_sum_metrics_with(e2e::greater(0.0), appended, options).await?;
 //!     Ok(())
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Every workload here is started and checked on a real engine by `tests/catalog.rs` (against

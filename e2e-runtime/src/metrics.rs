@@ -105,7 +105,8 @@ impl Exposition {
                 Some(names) => !line.starts_with('#') && summed(sample_name(line), names, &types),
             }
         });
-        let scrape = Scrape::parse(lines.map(|l| Ok(l.to_string()))).expect("lines of a string always read");
+        let lines: Vec<&str> = lines.collect();
+        let scrape = parse_in_parallel(&lines, &types);
         Exposition { text, scrape, types }
     }
 
@@ -230,6 +231,69 @@ fn summed(metric: &str, names: &[String], types: &HashMap<String, SampleType>) -
         Some(rest) => rest == "_sum" || rest == "_count",
         None => false,
     })
+}
+
+/// Below this many lines one thread parses: threads cost more than they save.
+const PARALLEL_FROM_LINES: usize = 2000;
+
+/// Parses with prometheus-parse, whose line regexes cost most of the time, on several threads
+/// for a large exposition. Chunks are cut only where no series is split (prometheus-parse
+/// gathers a histogram's or summary's lines by label set): before a comment line, or before a
+/// counter, gauge or untyped sample. Each chunk is preceded by the TYPE line of the family it
+/// starts in, so its samples are typed as in one pass.
+fn parse_in_parallel(lines: &[&str], types: &HashMap<String, SampleType>) -> Scrape {
+    let parse = |chunk: &[&str], type_line: Option<&str>| {
+        let owned = type_line.into_iter().chain(chunk.iter().copied()).map(|l| Ok(l.to_string()));
+        Scrape::parse(owned).expect("lines of a string always read")
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if threads < 2 || lines.len() < PARALLEL_FROM_LINES {
+        return parse(lines, None);
+    }
+    let splittable = |line: &str| {
+        line.starts_with('#')
+            || !matches!(types.get(family_of(sample_name(line), types)), Some(SampleType::Histogram | SampleType::Summary))
+    };
+    let mut cuts = vec![0];
+    for k in 1..threads {
+        let from = (lines.len() * k / threads).max(*cuts.last().unwrap() + 1);
+        if let Some(i) = (from..lines.len()).find(|&i| splittable(lines[i])) {
+            cuts.push(i);
+        }
+    }
+    cuts.dedup();
+    cuts.push(lines.len());
+    let last_type_before = |i: usize| lines[..i].iter().rev().find(|l| type_line(l).is_some()).copied();
+    let parts: Vec<Scrape> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .map(|w| {
+                let (from, to) = (w[0], w[1]);
+                let type_line = if from == 0 { None } else { last_type_before(from) };
+                scope.spawn(move || parse(&lines[from..to], type_line))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("parsing does not panic")).collect()
+    });
+    let mut whole = Scrape { docs: HashMap::new(), samples: Vec::new() };
+    for part in parts {
+        whole.docs.extend(part.docs);
+        whole.samples.extend(part.samples);
+    }
+    whole
+}
+
+/// The family a sample line belongs to: its name, or the name without a `_sum`, `_count` or
+/// `_bucket` suffix when that is a declared family.
+fn family_of<'a>(sample: &'a str, types: &HashMap<String, SampleType>) -> &'a str {
+    for suffix in ["_bucket", "_sum", "_count"] {
+        if let Some(base) = sample.strip_suffix(suffix) {
+            if types.contains_key(base) {
+                return base;
+            }
+        }
+    }
+    sample
 }
 
 /// `(name, type)` of a `# TYPE name type` line.
@@ -1129,6 +1193,38 @@ no_type_line{a="2"} 6
             e.to_string(),
             r#"runnables "a", "b": waited 1s 500ms for metric "m"{x="1"} to satisfy greater(5); last values: [3, 0.5]; last error: connection refused"#
         );
+    }
+
+    #[test]
+    fn a_large_exposition_parses_the_same_on_several_threads() {
+        use std::fmt::Write;
+        let mut text = String::from("# TYPE big_total counter\n");
+        for i in 0..3000 {
+            let _ = writeln!(text, "big_total{{i=\"{i}\"}} 1");
+        }
+        text.push_str("# TYPE lat_seconds histogram\n");
+        for i in 0..300 {
+            for le in ["0.1", "1", "+Inf"] {
+                let _ = writeln!(text, "lat_seconds_bucket{{h=\"{i}\",le=\"{le}\"}} 2");
+            }
+            let _ = writeln!(text, "lat_seconds_sum{{h=\"{i}\"}} 0.5\nlat_seconds_count{{h=\"{i}\"}} 2");
+        }
+        text.push_str("# TYPE depth gauge\n");
+        for i in 0..2000 {
+            let _ = writeln!(text, "depth{{q=\"{i}\"}} 2");
+        }
+        let e = Exposition::parse(text.as_str());
+        let o = MetricsOptions::new();
+        assert_eq!(e.sum("big_total", &o), Some(3000.0));
+        assert_eq!(e.sum("lat_seconds", &o), Some(150.0));
+        assert_eq!(e.sum("lat_seconds", &o.clone().count()), Some(600.0));
+        assert_eq!(e.sum("depth", &o), Some(4000.0));
+        // Every histogram whole: 3 buckets each, none split between threads.
+        let histograms: Vec<_> = e.samples().iter().filter(|s| s.metric == "lat_seconds").collect();
+        assert_eq!(histograms.len(), 300);
+        assert!(histograms.iter().all(|s| matches!(&s.value, Value::Histogram(b) if b.len() == 3)));
+        assert_eq!(e.metric_type("depth"), Some(SampleType::Gauge));
+        assert!(e.samples().iter().filter(|s| s.metric == "depth").all(|s| matches!(s.value, Value::Gauge(_))));
     }
 
     #[test]
