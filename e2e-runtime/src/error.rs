@@ -121,7 +121,7 @@ pub enum Error {
     /// Readiness was not reached in time.
     #[error(
         "runnable {runnable:?} was not ready after {}: probe {probe} last failed with: {last_error}{}",
-        humantime::format_duration(*waited), format_tail(logs)
+        humantime::format_duration(std::time::Duration::from_millis(waited.as_millis() as u64)), format_tail(logs)
     )]
     NotReady {
         /// The runnable.
