@@ -23,3 +23,18 @@ pub async fn timed(label: &str, ms: u64) {
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     mark(label, "end");
 }
+
+/// Marks the start, then waits (up to a minute) until `other` has started too: it can only
+/// return if both bodies run at the same time, whatever the machine's load does to start times.
+pub async fn meet(label: &str, other: &str) {
+    mark(label, "start");
+    let Ok(path) = std::env::var("E2E_SCENARIO_TIMES") else { return };
+    let started = format!("{other} start ");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&path).unwrap_or_default().lines().any(|l| l.starts_with(&started)) {
+        assert!(std::time::Instant::now() < deadline, "{other} never ran while {label} did");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    mark(label, "end");
+}

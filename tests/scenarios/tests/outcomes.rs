@@ -1,6 +1,6 @@
 //! One test per way a test can end. Several fail on purpose: tests/acceptance.rs checks how.
 
-use e2e_scenarios::{timed, Sleeper};
+use e2e_scenarios::{meet, timed, Sleeper};
 
 #[e2e::test(env = "acc_ok")]
 async fn passes(env: &e2e::Env, sleeper: Sleeper) -> e2e::Result<()> {
@@ -48,12 +48,12 @@ async fn serial_b(_sleeper: Sleeper) {
 
 #[e2e::test(env = "acc_par_a")]
 async fn parallel_a(_sleeper: Sleeper) {
-    timed("parallel_a", 1000).await;
+    meet("parallel_a", "parallel_b").await;
 }
 
 #[e2e::test(env = "acc_par_b")]
 async fn parallel_b(_sleeper: Sleeper) {
-    timed("parallel_b", 1000).await;
+    meet("parallel_b", "parallel_a").await;
 }
 
 /// Runs until it is interrupted; only run on purpose (`--ignored`).
