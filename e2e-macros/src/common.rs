@@ -118,6 +118,14 @@ pub(crate) fn is_keyword(word: &str) -> bool {
     KEYWORDS.contains(&word)
 }
 
+/// Token text without whitespace (nor the trailing commas rustfmt adds to expected code), to
+/// compare expansions regardless of spacing.
+#[cfg(test)]
+pub(crate) fn squash(tokens: impl ToString) -> String {
+    let text: String = tokens.to_string().split_whitespace().collect();
+    text.replace(",)", ")").replace(",]", "]").replace(",}", "}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

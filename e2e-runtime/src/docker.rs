@@ -22,7 +22,6 @@ use crate::owner::MANAGED_LABEL;
 #[derive(Clone, Debug)]
 pub(crate) struct Client {
     api: bollard::Docker,
-    host: String,
     /// Containers' own addresses are reachable from this process (a local engine on Linux).
     local: bool,
 }
@@ -68,7 +67,7 @@ impl Client {
             .map_err(|_| unavailable(bollard::errors::Error::RequestTimeoutError))?
             .map_err(unavailable)?;
         let local = cfg!(target_os = "linux") && host.starts_with("unix://");
-        Ok(Client { api, host, local })
+        Ok(Client { api, local })
     }
 
     /// The raw API, for the image builder.
@@ -79,12 +78,6 @@ impl Client {
     /// Whether containers' own addresses can be dialled from this process.
     pub fn local(&self) -> bool {
         self.local
-    }
-
-    /// Where the engine is, for messages.
-    #[allow(dead_code)]
-    pub fn host(&self) -> &str {
-        &self.host
     }
 
     // ------------------------------------------------------------------ images

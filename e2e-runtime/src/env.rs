@@ -69,11 +69,7 @@ impl Env {
         let lock = lock_env_name(name).await?;
         sweep_dead(&client, name).await?;
 
-        let labels = HashMap::from([
-            (MANAGED_LABEL.to_string(), "true".to_string()),
-            (ENV_LABEL.to_string(), name.to_string()),
-            (OWNER_LABEL.to_string(), owner::current().to_string()),
-        ]);
+        let labels = labels_of(name);
         let root = runs_dir()?.join(owner::dir_name()).join(name);
         let shared = root.join("shared");
         make_dirs(&root, &shared)?;
@@ -251,11 +247,7 @@ impl Env {
     }
 
     pub(crate) fn labels(&self) -> HashMap<String, String> {
-        HashMap::from([
-            (MANAGED_LABEL.to_string(), "true".to_string()),
-            (ENV_LABEL.to_string(), self.inner.name.clone()),
-            (OWNER_LABEL.to_string(), owner::current().to_string()),
-        ])
+        labels_of(&self.inner.name)
     }
 
     /// Kills and removes every container of the env (in parallel, with their volumes), then its
@@ -305,6 +297,15 @@ impl Drop for EnvInner {
             eprintln!("e2e: cleaning up env {:?} failed: {e}", self.name);
         }
     }
+}
+
+/// The labels of everything this run creates in env `name`.
+fn labels_of(name: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (MANAGED_LABEL.to_string(), "true".to_string()),
+        (ENV_LABEL.to_string(), name.to_string()),
+        (OWNER_LABEL.to_string(), owner::current().to_string()),
+    ])
 }
 
 /// Removes the containers, volumes and network of one run of one env.

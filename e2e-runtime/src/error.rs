@@ -258,6 +258,19 @@ impl Error {
     }
 }
 
+/// An error with the whole chain of its causes: reqwest's message alone ("error sending
+/// request") hides the reason.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
 /// The HTTP status code of an engine error, if it is one.
 pub(crate) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     match e {

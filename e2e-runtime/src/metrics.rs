@@ -678,12 +678,12 @@ impl Runnable {
             .header(reqwest::header::ACCEPT, "text/plain;version=0.0.4")
             .send()
             .await
-            .map_err(|e| failed(error_chain(&e)))?;
+            .map_err(|e| failed(crate::error::error_chain(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(failed(format!("answered {status}")));
         }
-        resp.text().await.map_err(|e| failed(format!("reading the body: {}", error_chain(&e))))
+        resp.text().await.map_err(|e| failed(format!("reading the body: {}", crate::error::error_chain(&e))))
     }
 
     /// The sum of each metric, in the order of `names` (see the [module docs](crate::metrics)
@@ -733,7 +733,7 @@ impl Runnable {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.wait_sum_metrics_with(comparator, names, MetricsOptions::default().wait_missing_metrics()).await
+        self.wait_sum_metrics_with(comparator, names, waiting()).await
     }
 
     /// [`wait_removed_metric_with`](Self::wait_removed_metric_with) with the default options.
@@ -806,13 +806,18 @@ impl Composite {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.wait_sum_metrics_with(comparator, names, MetricsOptions::default().wait_missing_metrics()).await
+        self.wait_sum_metrics_with(comparator, names, waiting()).await
     }
 
     /// [`wait_removed_metric_with`](Self::wait_removed_metric_with) with the default options.
     pub async fn wait_removed_metric(&self, name: &str) -> Result<()> {
         self.wait_removed_metric_with(name, MetricsOptions::default()).await
     }
+}
+
+/// The options of the short `wait_sum_metrics`: a metric not exposed yet is waited for.
+fn waiting() -> MetricsOptions {
+    MetricsOptions::default().wait_missing_metrics()
 }
 
 fn to_names<I>(names: I) -> Vec<String>
@@ -907,18 +912,6 @@ async fn attempt(
 /// Whether a wait goes on after this error: the runnable may yet be started, or answer.
 fn retried(e: &Error) -> bool {
     matches!(e, Error::MetricsFetch { .. } | Error::NotStarted { .. } | Error::NotRunning { .. })
-}
-
-/// An HTTP error with its causes: reqwest's own message hides them ("error sending request").
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }
 
 /// What a metrics wait that reached its deadline waited for and saw last

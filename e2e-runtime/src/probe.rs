@@ -140,7 +140,7 @@ impl Probe {
                 let scheme = if *tls { "https" } else { "http" };
                 let path = path.strip_prefix('/').unwrap_or(path);
                 let url = format!("{scheme}://{addr}/{path}");
-                let resp = target.http().get(&url).send().await.map_err(|e| describe_http(&url, e))?;
+                let resp = target.http().get(&url).send().await.map_err(|e| format!("GET {url}: {}", crate::error::error_chain(&e)))?;
                 let code = resp.status().as_u16();
                 if !status.contains(&code) {
                     return Err(format!("GET {url} answered {code}, want {}..={}", status.start(), status.end()));
@@ -185,18 +185,6 @@ impl Probe {
             }
         }
     }
-}
-
-fn describe_http(url: &str, e: reqwest::Error) -> String {
-    // reqwest's Display hides the cause ("error sending request"): show the chain.
-    let mut s = format!("GET {url}: {e}");
-    let mut src = std::error::Error::source(&e);
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
 }
 
 impl fmt::Display for Probe {

@@ -128,16 +128,9 @@ fn respanned(ident: &Ident, location: Span) -> Ident {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::squash;
     use crate::test_attr::parse;
 
-    /// Token text without whitespace, to compare expansions regardless of spacing.
-    fn squash(tokens: impl ToString) -> String {
-        // Trailing commas too, which rustfmt adds to the expected code.
-        let text: String = tokens.to_string().split_whitespace().collect();
-        text.replace(",)", ")")
-            .replace(",]", "]")
-            .replace(",}", "}")
-    }
 
     fn expanded(args: TokenStream, item: TokenStream) -> String {
         squash(expand(parse(args, item)))

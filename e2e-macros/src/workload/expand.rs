@@ -328,15 +328,9 @@ fn doc_text(attrs: &[Attribute]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::squash;
     use crate::workload::parse;
 
-    fn squash(tokens: impl ToString) -> String {
-        // Trailing commas too, which rustfmt adds to the expected code.
-        let text: String = tokens.to_string().split_whitespace().collect();
-        text.replace(",)", ")")
-            .replace(",]", "]")
-            .replace(",}", "}")
-    }
 
     fn expanded(input: TokenStream) -> String {
         squash(expand(parse(input)))
