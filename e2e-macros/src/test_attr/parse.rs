@@ -123,7 +123,12 @@ fn parse_config(args: TokenStream, errors: &mut Errors) -> Option<Config> {
                 return Err(syn::Error::new(key.span(), format!("expected `{example}`")));
             }
             input.parse::<Token![=]>()?;
-            let value: Expr = input.parse()?;
+            let mut value: Expr = input.parse()?;
+            // A literal passed through a `macro_rules!` fragment (`$env:literal`) arrives
+            // wrapped in an invisible group.
+            while let Expr::Group(group) = value {
+                value = *group.expr;
+            }
             if !first {
                 return Err(syn::Error::new(
                     key.span(),
