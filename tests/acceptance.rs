@@ -231,10 +231,14 @@ fn a_kept_env_survives_until_the_next_run() {
     };
     let log = text(&run(true));
     assert!(log.contains("env \"acc_err\" is kept") && log.contains("docker rm -fv"), "{log}");
-    // The watchdog was told to leave it too.
+    let network = log.split("network ").nth(1).and_then(|rest| rest.split(',').next()).unwrap().to_string();
+    let network_exists = || Command::new("docker").args(["network", "inspect", &network]).output().unwrap().status.success();
+    // The watchdog was told to leave it too: its container, and its network (a pooled one).
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(leftovers("acc_err").len(), 2, "{:?}", leftovers("acc_err"));
+    assert_eq!(leftovers("acc_err").len(), 1, "{:?}", leftovers("acc_err"));
+    assert!(network_exists(), "the kept env's network {network} was removed");
     let log = text(&run(false));
     assert!(log.contains("left by dead run"), "{log}");
     assert_no_leftovers(&["acc_err"]);
+    assert!(!network_exists(), "the kept env's network {network} is left");
 }

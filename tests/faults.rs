@@ -986,36 +986,50 @@ fn bad_input_matrix() {
 // Security defaults.
 
 #[test]
-fn security_published_ports_bind_to_loopback_only() {
+fn security_host_endpoints_are_on_loopback_only() {
     tokio_rt().block_on(async {
         let env = Env::docker("flt_sec_ports").await.unwrap();
-        let r = env.runnable("web").with_ports([("http", 80), ("other", 81)]).init(
-            StartOptions::new(BUSYBOX).command(["httpd", "-f", "-p", "80", "-h", "/"]).readiness(Probe::tcp("http")).quiet(true),
-        );
-        r.start_and_wait_ready().await.unwrap();
-        let ports = docker(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", r.container_name()]);
-        let ports: serde_json::Value = serde_json::from_str(&ports).unwrap();
-        let mut bindings = 0;
-        for (port, binds) in ports.as_object().unwrap() {
-            for b in binds.as_array().unwrap_or(&Vec::new()) {
-                assert_eq!(b["HostIp"], "127.0.0.1", "{port} published on {b}");
-                bindings += 1;
+        let web = |name: &str, publish: bool| {
+            env.runnable(name).with_ports([("http", 80), ("other", 81)]).init(
+                StartOptions::new(BUSYBOX)
+                    .command(["httpd", "-f", "-p", "80", "-h", "/"])
+                    .readiness(Probe::tcp("http"))
+                    .publish_ports(publish)
+                    .quiet(true),
+            )
+        };
+        // Served by this process (the default with a local engine), and published by the engine.
+        let (relayed, published) = (web("relayed", false), web("published", true));
+        e2e::start_and_wait_ready([&relayed, &published]).await.unwrap();
+        for (r, want) in [(&relayed, 0), (&published, 2)] {
+            let ports = docker(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", r.container_name()]);
+            let ports: serde_json::Value = serde_json::from_str(&ports).unwrap();
+            let mut bindings = 0;
+            for (port, binds) in ports.as_object().unwrap() {
+                for b in binds.as_array().unwrap_or(&Vec::new()) {
+                    assert_eq!(b["HostIp"], "127.0.0.1", "{port} published on {b}");
+                    bindings += 1;
+                }
             }
-        }
-        assert_eq!(bindings, 2, "{ports}");
-        // Not reachable on the host's other addresses.
-        let host_port = r.endpoint("http").unwrap().rsplit_once(':').unwrap().1.to_string();
-        // Not reachable on the host's other addresses (`hostname -I`: every one but loopback).
-        let out = Command::new("hostname").arg("-I").output().map(|o| o.stdout).unwrap_or_default();
-        let addrs: Vec<std::net::IpAddr> =
-            String::from_utf8_lossy(&out).split_whitespace().filter_map(|a| a.parse().ok()).collect();
-        if addrs.is_empty() {
-            eprintln!("security: `hostname -I` lists no address: only the inspected bindings were checked");
-        }
-        for ip in addrs {
-            let addr = std::net::SocketAddr::new(ip, host_port.parse().unwrap());
-            let reached = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok();
-            assert!(!reached, "the published port answers on {addr}");
+            assert_eq!(bindings, want, "{}: {ports}", r.name());
+
+            let endpoint = r.endpoint("http").unwrap();
+            assert!(endpoint.starts_with("127.0.0.1:"), "{endpoint}");
+            let reached = std::net::TcpStream::connect_timeout(&endpoint.parse().unwrap(), Duration::from_secs(2)).is_ok();
+            assert!(reached, "{}: {endpoint} does not answer", r.name());
+            // Not reachable on the host's other addresses (`hostname -I`: every one but loopback).
+            let host_port = endpoint.rsplit_once(':').unwrap().1.to_string();
+            let out = Command::new("hostname").arg("-I").output().map(|o| o.stdout).unwrap_or_default();
+            let addrs: Vec<std::net::IpAddr> =
+                String::from_utf8_lossy(&out).split_whitespace().filter_map(|a| a.parse().ok()).collect();
+            if addrs.is_empty() {
+                eprintln!("security: `hostname -I` lists no address: only the inspected bindings were checked");
+            }
+            for ip in addrs {
+                let addr = std::net::SocketAddr::new(ip, host_port.parse().unwrap());
+                let reached = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok();
+                assert!(!reached, "{}: the host endpoint answers on {addr}", r.name());
+            }
         }
         env.close().await.unwrap();
     });

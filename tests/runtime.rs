@@ -272,8 +272,13 @@ async fn disconnect_and_reconnect() -> e2e::Result<()> {
     assert!(reach("web:80".into()).await?.success());
     web.disconnect().await?;
     assert!(!reach(target.clone()).await?.success(), "reachable while disconnected");
+    let endpoint = web.endpoint("http")?;
     web.reconnect().await?;
     assert!(reach(target).await?.success(), "reachable after reconnect");
+    // The host endpoint is the same and reaches the container wherever the engine put it back.
+    assert_eq!(web.endpoint("http")?, endpoint);
+    let status = reqwest::get(format!("http://{endpoint}/")).await.map(|r| r.status().as_u16());
+    assert!(matches!(status, Ok(200 | 404)), "{status:?}");
     env.close().await?;
     assert_clean("rt_network");
     Ok(())
@@ -294,6 +299,7 @@ async fn options_reach_the_container() -> e2e::Result<()> {
             .memory_bytes(64 << 20)
             .cpus(0.5)
             .cap_add("NET_ADMIN")
+            .publish_ports(true)
             .readiness(Probe::cmd(["test", "-s", "/tmp/uid"])),
     );
     r.start_and_wait_ready().await?;
@@ -505,5 +511,30 @@ async fn a_missing_image_is_pulled() -> e2e::Result<()> {
     env.close().await?;
     docker(&["rmi", &image]);
     assert_clean("rt_pull");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_envs_network_waits_for_the_next_env() -> e2e::Result<()> {
+    let first = Env::docker("rt_pool_first").await?;
+    let network = first.network_name().to_string();
+    assert!(network.starts_with(&format!("e2e-{}-", std::process::id())), "{network}");
+    let r = first.runnable("sleeper").init(sleeper());
+    r.start_and_wait_ready().await?;
+    first.close().await?;
+    assert_clean("rt_pool_first");
+    // Emptied and kept for the process's next env, under the run's labels.
+    let labels = docker(&["network", "inspect", "-f", "{{len .Containers}} {{index .Labels \"dev.e2e.env\"}} {{index .Labels \"dev.e2e.owner\"}}", &network]);
+    let (attached_and_env, owner) = labels.rsplit_once(' ').unwrap();
+    assert_eq!(attached_and_env, "0 _pool");
+    assert!(owner.contains(&format!("/{}/", std::process::id())), "{owner}");
+
+    // The next env works on whichever network it gets, a reused one included.
+    let second = Env::docker("rt_pool_second").await?;
+    let r = second.runnable("sleeper").init(sleeper());
+    r.start_and_wait_ready().await?;
+    assert!(r.exec(["true"]).await?.success());
+    second.close().await?;
+    assert_clean("rt_pool_second");
     Ok(())
 }

@@ -191,6 +191,16 @@ impl Client {
     }
 
     /// The gateway address of a network: the host's address on it.
+    /// Whether containers are attached to the network.
+    pub async fn network_in_use(&self, network: &str) -> Result<bool> {
+        let n = self
+            .api
+            .inspect_network(network, None)
+            .await
+            .map_err(|e| Error::docker(format!("inspecting network {network}"), e))?;
+        Ok(n.containers.is_some_and(|c| !c.is_empty()))
+    }
+
     pub async fn gateway(&self, network: &str) -> Result<Option<String>> {
         let n = self
             .api

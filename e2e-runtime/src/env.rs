@@ -19,7 +19,9 @@ pub(crate) const INTERNAL_SHARED_DIR: &str = "/shared";
 
 /// An isolated environment on Docker: a user-defined bridge network, a shared host directory
 /// mounted at `/shared` in every container, and the runnables declared in it. Every resource
-/// carries the labels `dev.e2e.managed=true`, `dev.e2e.env=<name>` and `dev.e2e.owner=<run>`.
+/// carries the labels `dev.e2e.managed=true`, `dev.e2e.env=<name>` and `dev.e2e.owner=<run>`,
+/// but the network, which later envs of the process reuse once it is empty: it is labelled
+/// `dev.e2e.env=_pool` and named `e2e-<pid>-<n>`.
 ///
 /// Only one env of a given name exists at a time on a machine: creating a second waits for the
 /// first to close (across threads and processes). Creating an env removes what a dead run left
@@ -69,26 +71,20 @@ impl Env {
         let lock = lock_env_name(name).await?;
         sweep_dead(&client, name).await?;
 
-        let labels = labels_of(name);
         let root = runs_dir()?.join(owner::dir_name()).join(name);
         let shared = root.join("shared");
         make_dirs(&root, &shared)?;
 
         let exits: Arc<Mutex<HashMap<String, watch::Sender<Option<i64>>>>> = Arc::default();
-        // The network is named after the env, unless a foreign network has that name: the
-        // engine resolves containers' networks by name, and two of one name are ambiguous.
-        let network_name = if client.network_name_taken(name).await? {
-            format!("{name}-{}", std::process::id())
-        } else {
-            name.to_string()
-        };
-        let network_id = match client.create_network(&network_name, labels.clone()).await {
-            Ok(id) => id,
+        // A network this process used for an env that is closed, else a new one.
+        let network = match crate::netpool::take(&client).await {
+            Ok(n) => n,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&root);
                 return Err(e);
             }
         };
+        let (network_id, network_name) = (network.id, network.name);
         let targets = Arc::new(crate::monitoring::Targets::default());
         let events = tokio::spawn(watch_exits(client.clone(), name.to_string(), exits.clone(), targets.clone()));
         let http = reqwest::Client::builder()
@@ -126,7 +122,12 @@ impl Env {
         &self.inner.name
     }
 
-    /// The name of the env's Docker network.
+    fn network(&self) -> crate::netpool::Network {
+        crate::netpool::Network { id: self.inner.network_id.clone(), name: self.inner.network_name.clone() }
+    }
+
+    /// The name of the env's Docker network: `e2e-<pid>-<n>`, as networks are reused by the
+    /// process's later envs once empty.
     pub fn network_name(&self) -> &str {
         &self.inner.network_name
     }
@@ -262,7 +263,7 @@ impl Env {
             self.inner.lock.lock().unwrap().take();
             return Ok(());
         }
-        let result = remove_run(&self.inner.client, &self.inner.name, owner::current(), &self.inner.network_id).await;
+        let result = remove_env(&self.inner.client, &self.inner.name, self.network()).await;
         if let Some(events) = self.inner.events.lock().unwrap().take() {
             events.abort();
         }
@@ -270,6 +271,38 @@ impl Env {
         self.inner.lock.lock().unwrap().take();
         *done = true;
         result.and(dir)
+    }
+}
+
+impl Env {
+    /// Closes the env without waiting for its removal: the process's background reaper removes
+    /// it while the caller goes on. The env name stays taken until the removal is done, the
+    /// process waits for pending removals when it exits, and a killed process's are removed by
+    /// its watchdog. A failed removal is reported on stderr. `#[e2e::test]` closes envs this
+    /// way, which takes teardown off the test's time.
+    pub async fn close_in_background(&self) {
+        let mut done = self.inner.close_done.lock().await;
+        self.inner.closed.store(true, Ordering::SeqCst);
+        if let Some(events) = self.inner.events.lock().unwrap().take() {
+            events.abort();
+        }
+        if *done || self.inner.kept.load(Ordering::SeqCst) {
+            self.inner.lock.lock().unwrap().take();
+            return;
+        }
+        let job = crate::reaper::Job {
+            env: self.inner.name.clone(),
+            network: self.network(),
+            root: self.inner.root.clone(),
+            lock: self.inner.lock.lock().unwrap().take(),
+        };
+        if let Err(job) = crate::reaper::submit(job) {
+            let removed = remove_env(&self.inner.client, &job.env, job.network).await;
+            if let Err(e) = removed.and(remove_dir(&job.root)) {
+                eprintln!("e2e: removing env {:?} failed: {e}", job.env);
+            }
+        }
+        *done = true;
     }
 }
 
@@ -306,6 +339,21 @@ fn labels_of(name: &str) -> HashMap<String, String> {
         (ENV_LABEL.to_string(), name.to_string()),
         (OWNER_LABEL.to_string(), owner::current().to_string()),
     ])
+}
+
+/// Removes this run's containers and volumes of env `env`, then gives its network back to the
+/// process's pool (or removes it, if a container could not be removed).
+pub(crate) async fn remove_env(client: &Client, env: &str, network: crate::netpool::Network) -> Result<()> {
+    match remove_run(client, env, owner::current(), "").await {
+        Ok(()) => {
+            crate::netpool::put_back(network);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = client.remove_network(&network.id).await;
+            Err(e)
+        }
+    }
 }
 
 /// Removes the containers, volumes and network of one run of one env.
@@ -419,7 +467,7 @@ fn make_dirs(root: &Path, shared: &Path) -> Result<()> {
     Ok(())
 }
 
-fn remove_dir(root: &Path) -> Result<()> {
+pub(crate) fn remove_dir(root: &Path) -> Result<()> {
     match std::fs::remove_dir_all(root) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -133,7 +133,7 @@ fn remove_owned(owner: &str, kept: &HashSet<String>) -> Result<usize, String> {
                 for kind in [Kind::Container, Kind::Volume, Kind::Network] {
                     for found in client.list(kind, &labels).await.map_err(|e| e.to_string())? {
                         if let Some(env) = found.labels.get(ENV_LABEL) {
-                            if !kept.contains(env) {
+                            if !kept.contains(env) && env != crate::netpool::POOL_ENV {
                                 envs.insert(env.clone());
                             }
                         }
@@ -148,6 +148,11 @@ fn remove_owned(owner: &str, kept: &HashSet<String>) -> Result<usize, String> {
                         last_error = Some(e.to_string());
                     }
                     removed.insert(env);
+                }
+                // Then the run's pooled networks that no container uses any more: one still in
+                // use serves a kept env.
+                if let Err(e) = crate::netpool::remove_unused(&client, &owner).await {
+                    last_error = Some(e.to_string());
                 }
                 if pass == 9 {
                     if let Some(e) = last_error {

@@ -7,13 +7,16 @@ pub mod catalog;
 mod docker;
 mod env;
 mod error;
+mod forward;
 mod hooks;
 pub mod image;
 mod logs;
+mod netpool;
 pub mod metrics;
 pub mod monitoring;
 mod owner;
 mod probe;
+mod reaper;
 mod runnable;
 pub mod standalone;
 #[doc(hidden)]

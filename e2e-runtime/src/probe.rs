@@ -123,15 +123,6 @@ impl Probe {
         }
     }
 
-    /// Whether the probe reads the container's log (so new lines should wake the waiter).
-    pub(crate) fn reads_logs(&self) -> bool {
-        match &self.kind {
-            Kind::Log { .. } => true,
-            Kind::AllOf(ps) => ps.iter().any(|p| p.reads_logs()),
-            _ => false,
-        }
-    }
-
     /// Runs the probe once: `Ok` when ready, else why not.
     pub(crate) async fn check(&self, target: &Target<'_>) -> Result<(), String> {
         match &self.kind {

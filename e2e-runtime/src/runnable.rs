@@ -15,6 +15,11 @@ use crate::logs::{LineSplitter, LogBuffer, TAIL_LINES};
 use crate::owner::RUNNABLE_LABEL;
 use crate::probe::{Probe, Target};
 
+/// The shortest gap between two readiness checks of one runnable.
+const MIN_CHECK_GAP: Duration = Duration::from_millis(1);
+/// The longest: checks start 2 ms apart and back off to this.
+const MAX_CHECK_GAP: Duration = Duration::from_millis(10);
+
 /// How a runnable's container is started: image, command, environment, resources, readiness.
 #[derive(Clone, Debug)]
 pub struct StartOptions {
@@ -33,6 +38,7 @@ pub struct StartOptions {
     stop_timeout: Duration,
     init: bool,
     quiet: bool,
+    publish: bool,
     metrics: Option<Metrics>,
 }
 
@@ -66,6 +72,7 @@ impl StartOptions {
             stop_timeout: Duration::from_secs(10),
             init: true,
             quiet: false,
+            publish: false,
             metrics: None,
         }
     }
@@ -208,6 +215,16 @@ impl StartOptions {
         self.metrics.as_ref()
     }
 
+    /// Has the engine publish the ports on `127.0.0.1` (`docker run -p 127.0.0.1::<port>`), so
+    /// that [`Runnable::endpoint`] addresses outlive this process. By default, with a local
+    /// engine, this process serves those addresses itself, relaying to the container, which
+    /// spares the engine a proxy process and NAT rules per port. `E2E_PUBLISH_PORTS=1` (and
+    /// `E2E_KEEP`) turn publishing on for every runnable; a remote engine always publishes.
+    pub fn publish_ports(mut self, publish: bool) -> Self {
+        self.publish = publish;
+        self
+    }
+
     /// Keeps the container's output out of the test output (it is still kept for errors).
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
@@ -333,6 +350,8 @@ struct Inner {
 #[derive(Debug, Default)]
 struct RunState {
     logs_task: Option<tokio::task::JoinHandle<()>>,
+    /// The relays serving the host endpoints, when the engine does not publish the ports.
+    relays: Vec<crate::forward::Relay>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -428,6 +447,8 @@ impl Runnable {
     }
 
     /// `127.0.0.1:<host port>`, the address of a named port for this process. Only once started.
+    /// Served by this process unless the engine publishes the port
+    /// ([`StartOptions::publish_ports`]).
     pub fn endpoint(&self, port: &str) -> Result<String> {
         self.inner.port(port)?;
         let quick = self.inner.quick();
@@ -509,16 +530,45 @@ impl Runnable {
             quiet,
         )));
         let st = client.inspect(&id).await?;
+        let ip = st.addresses.get(&env.inner.network_name).cloned();
+        let host_ports = if self.engine_publishes() {
+            inner.ports.iter().filter_map(|(name, port)| Some((name.clone(), *st.host_ports.get(&format!("{port}/tcp"))?))).collect()
+        } else {
+            self.relay_ports(&mut state, ip.as_deref()).await?
+        };
         let mut quick = inner.quick.lock().unwrap();
-        for (name, port) in &inner.ports {
-            if let Some(hp) = st.host_ports.get(&format!("{port}/tcp")) {
-                quick.host_ports.insert(name.clone(), *hp);
-            }
-        }
-        quick.ip = st.addresses.get(&env.inner.network_name).cloned();
+        quick.host_ports = host_ports;
+        quick.ip = ip;
         drop(quick);
         env.inner.targets.set(&inner.container, crate::monitoring::target_of(&inner.name, &inner.container, &self.options, &inner.ports));
         Ok(())
+    }
+
+    /// Whether the engine publishes the ports, rather than relays of this process.
+    fn engine_publishes(&self) -> bool {
+        self.options.publish || !self.inner.env.inner.client.local() || crate::forward::publish_by_engine_asked()
+    }
+
+    /// Points a relay per port at the container at `ip` (the ones of a previous container are
+    /// kept, so host endpoints survive a restart); returns port name → loopback port.
+    async fn relay_ports(&self, state: &mut RunState, ip: Option<&str>) -> Result<HashMap<String, u16>> {
+        let Some(ip) = ip else { return Ok(HashMap::new()) };
+        let mut ports = HashMap::new();
+        for (i, (name, port)) in self.inner.ports.iter().enumerate() {
+            let target = format!("{ip}:{port}").parse().map_err(|_| {
+                Error::io(format!("relaying port {name:?}"), std::io::Error::other(format!("bad container address {ip}")))
+            })?;
+            match state.relays.get(i) {
+                Some(relay) => relay.retarget(target),
+                None => state.relays.push(
+                    crate::forward::Relay::start(target)
+                        .await
+                        .map_err(|e| Error::io(format!("listening on 127.0.0.1 for port {name:?} of {}", self.inner.name), e))?,
+                ),
+            }
+            ports.insert(name.clone(), state.relays[i].port());
+        }
+        Ok(ports)
     }
 
     async fn create_body(&self) -> Result<ContainerCreateBody> {
@@ -537,6 +587,7 @@ impl Runnable {
             };
             binds.push(format!("{source}:{target}{}", if *ro { ":ro" } else { "" }));
         }
+        let publish = self.engine_publishes();
         let port_bindings = inner
             .ports
             .iter()
@@ -547,7 +598,7 @@ impl Runnable {
             .collect();
         let host_config = HostConfig {
             binds: Some(binds),
-            port_bindings: Some(port_bindings),
+            port_bindings: publish.then_some(port_bindings),
             network_mode: Some(env.inner.network_id.clone()),
             init: Some(o.init),
             privileged: Some(o.privileged),
@@ -621,13 +672,17 @@ impl Runnable {
                     logs: inner.logs.tail(TAIL_LINES),
                 });
             }
+            // A new log line wakes every probe, not only log probes: services tend to say so
+            // when they turn ready, and this notices it within a millisecond or two instead of
+            // a polling period. At most one check per millisecond, however chatty the service.
             let log_line = inner.logs.changed.notified();
+            tokio::time::sleep(MIN_CHECK_GAP).await;
             tokio::select! {
                 _ = tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))) => {}
                 _ = exits.changed() => {}
-                _ = log_line, if probe.reads_logs() => {}
+                _ = log_line => {}
             }
-            backoff = (backoff * 3 / 2).min(Duration::from_millis(50));
+            backoff = (backoff * 3 / 2).min(MAX_CHECK_GAP);
         }
     }
 
@@ -751,6 +806,11 @@ impl Runnable {
             .connect_network(&self.inner.env.inner.network_id, &id, vec![self.inner.name.clone()])
             .await?;
         let ip = client.inspect(&id).await?.addresses.get(&self.inner.env.inner.network_name).cloned();
+        if !self.engine_publishes() {
+            // The engine may give it another address: the host endpoints follow.
+            let mut state = self.inner.state.lock().await;
+            self.relay_ports(&mut state, ip.as_deref()).await?;
+        }
         self.inner.quick.lock().unwrap().ip = ip;
         Ok(())
     }
