@@ -1,0 +1,335 @@
+//! Side-by-side benchmark of the floor (raw bollard calls, in parallel), e2e and
+//! testcontainers-rs 0.28, in one run, the contestants alternating round by round.
+//!
+//!     cd bench && cargo run --release                 # everything (about 15 minutes)
+//!     cd bench && cargo run --release -- p real       # some scenarios
+//!     E2E_BENCH_ROUNDS=3 cargo run --release -- suite # fewer rounds
+//!
+//! Scenarios: `p`, `real`, `crash`, `suite`, `ready` (readiness latency), `close` (close of
+//! 10 containers), `parse` (10,000-series exposition). Medians and ratios are printed at the
+//! end of each scenario and all together at the end.
+
+mod floor;
+mod fw;
+mod specs;
+mod tc;
+
+#[path = "../../e2e-runtime/benches/support/exposition.rs"]
+mod exposition;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub fn epoch_micros() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
+}
+
+const CONTESTANTS: [&str; 3] = ["floor", "e2e", "testcontainers"];
+
+/// One measured value per round and contestant.
+#[derive(Default)]
+struct Samples {
+    values: Vec<Vec<f64>>,
+}
+
+impl Samples {
+    fn new(n: usize) -> Self {
+        Samples { values: vec![vec![]; n] }
+    }
+
+    fn median(&self, i: usize) -> Option<f64> {
+        let mut v = self.values[i].clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let m = v.len() / 2;
+        Some(if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 })
+    }
+}
+
+/// The table printed at the end.
+struct Report {
+    lines: Vec<String>,
+}
+
+impl Report {
+    fn row(&mut self, line: String) {
+        println!("{line}");
+        self.lines.push(line);
+    }
+}
+
+fn rounds(default: usize) -> usize {
+    std::env::var("E2E_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `round(contestant, round)` for each contestant in each round, rotating who goes first,
+/// and prints each value as it comes. Values are in `unit`s as `round` returns them.
+async fn alternate<F, Fut>(what: &str, names: &[&str], n: usize, unit: &str, mut round: F) -> Samples
+where
+    F: FnMut(usize, usize) -> Fut,
+    Fut: Future<Output = Result<f64, String>>,
+{
+    let mut samples = Samples::new(names.len());
+    for r in 0..n {
+        let mut line = format!("{what} round {}/{n}:", r + 1);
+        for k in 0..names.len() {
+            let c = (r + k) % names.len();
+            match round(c, r).await {
+                Ok(v) => {
+                    line.push_str(&format!(" {}={v:.1}{unit}", names[c]));
+                    samples.values[c].push(v);
+                }
+                Err(e) => {
+                    println!("{what}: {} failed in round {}: {e}", names[c], r + 1);
+                    line.push_str(&format!(" {}=FAILED", names[c]));
+                }
+            }
+        }
+        println!("{line}");
+    }
+    samples
+}
+
+/// `name: floor X, e2e Y (ratio), tc Z (ratio)` against the contestant at `base`.
+fn summary(report: &mut Report, what: &str, names: &[&str], s: &Samples, unit: &str, base: usize, goal: &str) {
+    let base_m = s.median(base);
+    let mut line = format!("{what:<28}");
+    for (i, name) in names.iter().enumerate() {
+        match (s.median(i), base_m) {
+            (Some(m), Some(b)) if i != base => line.push_str(&format!(" | {name} {m:.1}{unit} ({:.2}x)", m / b)),
+            (Some(m), _) => line.push_str(&format!(" | {name} {m:.1}{unit}")),
+            (None, _) => line.push_str(&format!(" | {name} failed")),
+        }
+    }
+    if !goal.is_empty() {
+        line.push_str(&format!(" | goal: {goal}"));
+    }
+    report.row(line);
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all = ["p", "real", "crash", "ready", "close", "parse", "suite"];
+    let wanted: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
+    if let Some(bad) = wanted.iter().find(|w| !all.contains(w)) {
+        eprintln!("unknown scenario {bad:?}; the scenarios are {all:?}");
+        std::process::exit(2);
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is inside the repository").to_path_buf();
+    if let Err(e) = build_fixture_image(&repo).await {
+        eprintln!("building the fixture image failed: {e}");
+        std::process::exit(1);
+    }
+    let floor = match floor::Floor::connect().await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("the Docker engine does not answer: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut report = Report { lines: vec![] };
+    let started = Instant::now();
+
+    for scenario in wanted {
+        match scenario {
+            "p" | "real" => {
+                let specs = if scenario == "p" { specs::p() } else { specs::real() };
+                let s = alternate(scenario, &CONTESTANTS, rounds(10), "ms", |c, _| {
+                    let specs = specs.clone();
+                    let floor = &floor;
+                    async move {
+                        let name = format!("bench-{scenario}-{}", CONTESTANTS[c]);
+                        let d = match c {
+                            0 => floor.up_down(&specs, &name).await?,
+                            1 => fw::up_down(&specs, &name).await?,
+                            _ => tc::up_down(&specs, &name).await?,
+                        };
+                        Ok(ms(d))
+                    }
+                })
+                .await;
+                let what = if scenario == "p" { "P (5 busybox httpd)" } else { "real (5 services)" };
+                summary(&mut report, what, &CONTESTANTS, &s, "ms", 0, "e2e <= 1.02x floor");
+            }
+            "crash" => {
+                let spec = specs::crash();
+                let messages = std::sync::Mutex::new(vec![None::<String>; 3]);
+                let s = alternate("crash", &CONTESTANTS, rounds(3).min(10), "ms", |c, _| {
+                    let spec = spec.clone();
+                    let floor = &floor;
+                    let messages = &messages;
+                    async move {
+                        let name = format!("bench-crash-{}", CONTESTANTS[c]);
+                        let (d, msg) = match c {
+                            0 => floor.crash(&spec, &name).await?,
+                            1 => fw::crash(&spec, &name).await?,
+                            _ => tc::crash(&spec, &name).await?,
+                        };
+                        messages.lock().unwrap()[c] = Some(msg);
+                        Ok(ms(d))
+                    }
+                })
+                .await;
+                summary(&mut report, "crash (exit 3 at 0.3 s)", &CONTESTANTS, &s, "ms", 0, "e2e <= 1.05x floor");
+                let messages = messages.into_inner().unwrap();
+                for (name, msg) in CONTESTANTS.iter().zip(&messages) {
+                    let msg = msg.as_deref().unwrap_or("(none)");
+                    println!("  {name} reported: {}", msg.replace('\n', "\n    "));
+                }
+                let e2e = messages[1].as_deref().unwrap_or("");
+                report.row(format!(
+                    "{:<28} | e2e's error has the exit code: {} | the last log line: {}",
+                    "crash report",
+                    e2e.contains("exit code 3") || e2e.contains("code 3"),
+                    e2e.contains("exiting with code 3")
+                ));
+            }
+            "ready" => {
+                let spec = specs::turns_ready();
+                let s = alternate("ready", &CONTESTANTS, rounds(10), "ms", |c, _| {
+                    let spec = spec.clone();
+                    let floor = &floor;
+                    async move {
+                        let name = format!("bench-ready-{}", CONTESTANTS[c]);
+                        let us = match c {
+                            0 => floor.readiness(&spec, &name).await?,
+                            1 => fw::readiness(&spec, &name).await?,
+                            _ => tc::readiness(&spec, &name).await?,
+                        };
+                        Ok(us as f64 / 1000.0)
+                    }
+                })
+                .await;
+                summary(&mut report, "readiness noticed after", &CONTESTANTS, &s, "ms", 0, "e2e <= 10 ms");
+            }
+            "close" => {
+                let specs = specs::ten();
+                let s = alternate("close", &CONTESTANTS, rounds(10), "ms", |c, _| {
+                    let specs = specs.clone();
+                    let floor = &floor;
+                    async move {
+                        let name = format!("bench-close-{}", CONTESTANTS[c]);
+                        let d = match c {
+                            0 => floor.close_ten(&specs, &name).await?,
+                            1 => fw::close_ten(&specs, &name).await?,
+                            _ => tc::close_ten(&specs, &name).await?,
+                        };
+                        Ok(ms(d))
+                    }
+                })
+                .await;
+                summary(&mut report, "close of 10 containers", &CONTESTANTS, &s, "ms", 0, "e2e <= 1.1x floor");
+            }
+            "parse" => parse(&mut report),
+            "suite" => suite(&mut report, &repo).await,
+            _ => unreachable!(),
+        }
+    }
+    println!("\n==== e2e bench: medians, ratios to the first column (took {:.0?})", started.elapsed());
+    for line in &report.lines {
+        println!("{line}");
+    }
+}
+
+/// Parsing 10,000 series: prometheus-parse on its own (the floor) against the framework's whole
+/// and partial parse. testcontainers has no metrics.
+fn parse(report: &mut Report) {
+    let text = exposition::exposition();
+    let names = ["prometheus-parse", "e2e whole", "e2e partial+sum"];
+    let mut s = Samples::new(3);
+    let opts = e2e::MetricsOptions::new().matcher(e2e::Matcher::equal("code", "200"));
+    for _ in 0..100 {
+        for (i, v) in s.values.iter_mut().enumerate() {
+            let t = Instant::now();
+            match i {
+                0 => {
+                    let lines = text.lines().map(|l| Ok(l.to_string()));
+                    std::hint::black_box(prometheus_parse::Scrape::parse(lines).expect("the exposition parses"));
+                }
+                1 => {
+                    std::hint::black_box(e2e::Exposition::parse(text.clone()));
+                }
+                _ => {
+                    let e = e2e::Exposition::parse_only(text.clone(), ["bench_requests_total"]);
+                    std::hint::black_box(e.sum("bench_requests_total", &opts));
+                }
+            }
+            v.push(ms(t.elapsed()));
+        }
+    }
+    summary(report, "parse 10,000 series", &names, &s, "ms", 0, "");
+}
+
+/// The suite: 20 tests of 3 containers each, one `cargo test` process, e2e against
+/// testcontainers (same services, same checks), run alternately.
+async fn suite(report: &mut Report, repo: &Path) {
+    let bench = repo.join("bench");
+    let binaries = match suite_binaries(&bench) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("suite: building the test binaries failed: {e}");
+            return;
+        }
+    };
+    let names = ["testcontainers", "e2e"];
+    let s = alternate("suite", &names, rounds(10), "s", |c, _| {
+        let bin = binaries[c].clone();
+        let bench = bench.clone();
+        async move {
+            let t = Instant::now();
+            let out = tokio::process::Command::new(&bin)
+                .current_dir(&bench)
+                .env("E2E_QUIET", "1")
+                .output()
+                .await
+                .map_err(|e| format!("running {}: {e}", bin.display()))?;
+            let took = t.elapsed();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success() || !stdout.contains("20 passed") {
+                return Err(format!("{} failed:\n{stdout}\n{}", bin.display(), String::from_utf8_lossy(&out.stderr)));
+            }
+            Ok(took.as_secs_f64())
+        }
+    })
+    .await;
+    summary(report, "suite (20 tests x 3 containers)", &names, &s, "s", 0, "e2e <= 0.70x testcontainers");
+}
+
+/// Builds the two suite test binaries (release) and returns their paths: testcontainers', e2e's.
+fn suite_binaries(bench: &Path) -> Result<[PathBuf; 2], String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(bench)
+        .args(["test", "--release", "--no-run", "--message-format=json", "--test", "suite_tc", "--test", "suite_e2e"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let find = |name: &str| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .ok_or(format!("cargo named no executable for {name}"))
+    };
+    Ok([find("suite_tc")?, find("suite_e2e")?])
+}
+
+/// The fixture service's image, built from the workspace's binary (skipped when unchanged).
+async fn build_fixture_image(repo: &Path) -> Result<(), String> {
+    std::env::set_current_dir(repo).map_err(|e| e.to_string())?;
+    let bin = e2e::image::cargo_bin("e2e-fixture", "e2e-fixture").map_err(|e| e.to_string())?;
+    e2e::image::BinaryImage::new(specs::FIXTURE_IMAGE, bin).quiet(true).build().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
