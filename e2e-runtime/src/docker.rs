@@ -270,9 +270,19 @@ impl Client {
 
     // ------------------------------------------------------------------ containers
 
-    pub async fn create_container(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
+    /// Creates the container; when the engine lacks its image, pulls it (with progress unless
+    /// `quiet`) and creates it then. Asking first would cost every start a round trip.
+    pub async fn create_container(&self, name: &str, body: ContainerCreateBody, quiet: bool) -> Result<String> {
         let opts = CreateContainerOptions { name: Some(name.to_string()), ..Default::default() };
-        match self.api.create_container(Some(opts), body).await {
+        let image = body.image.clone().unwrap_or_default();
+        let created = match self.api.create_container(Some(opts.clone()), body.clone()).await {
+            Err(e) if status_of(&e) == Some(404) && engine_message(&e).contains("No such image") => {
+                self.ensure_image(&image, quiet).await?;
+                self.api.create_container(Some(opts), body).await
+            }
+            other => other,
+        };
+        match created {
             Ok(r) => Ok(r.id),
             Err(e) if status_of(&e) == Some(409) => Err(Error::docker(
                 format!(

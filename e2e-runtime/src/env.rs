@@ -362,11 +362,11 @@ pub(crate) async fn remove_run(client: &Client, env: &str, owner: &str, network_
     let containers = client.list(Kind::Container, &labels).await?;
     let removals = containers.iter().map(|c| client.remove_container(&c.id));
     let mut result: Result<()> = futures_util::future::join_all(removals).await.into_iter().collect();
-    for v in client.list(Kind::Volume, &labels).await? {
+    let (volumes, networks) = tokio::join!(client.list(Kind::Volume, &labels), client.list(Kind::Network, &labels));
+    for v in volumes? {
         result = result.and(client.remove_volume(&v.id).await);
     }
-    let mut networks: Vec<String> =
-        client.list(Kind::Network, &labels).await?.into_iter().map(|n| n.id).collect();
+    let mut networks: Vec<String> = networks?.into_iter().map(|n| n.id).collect();
     if !network_id.is_empty() && !networks.iter().any(|n| n == network_id) {
         networks.push(network_id.to_string());
     }
@@ -381,8 +381,9 @@ pub(crate) async fn remove_run(client: &Client, env: &str, owner: &str, network_
 async fn sweep_dead(client: &Client, env: &str) -> Result<()> {
     let labels = [format!("{ENV_LABEL}={env}")];
     let mut dead_owners = HashSet::new();
-    for kind in [Kind::Container, Kind::Volume, Kind::Network] {
-        for found in client.list(kind, &labels).await? {
+    let lists = [Kind::Container, Kind::Volume, Kind::Network].map(|kind| client.list(kind, &labels));
+    for found in futures_util::future::try_join_all(lists).await? {
+        for found in found {
             let owner = found.labels.get(OWNER_LABEL).cloned().unwrap_or_default();
             if owner == owner::current() {
                 continue;

@@ -506,7 +506,6 @@ impl Runnable {
             inner.port(&m.port)?;
         }
         let quiet = self.options.quiet || env.inner.quiet;
-        client.ensure_image(&self.options.image, quiet).await?;
         std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(format!("creating {}", inner.dir.display()), e))?;
         {
             use std::os::unix::fs::PermissionsExt;
@@ -514,7 +513,7 @@ impl Runnable {
         }
 
         let body = self.create_body().await?;
-        let id = client.create_container(&inner.container, body).await?;
+        let id = client.create_container(&inner.container, body, quiet).await?;
         {
             let mut quick = inner.quick.lock().unwrap();
             quick.id = Some(id.clone());
