@@ -43,8 +43,8 @@ impl Floor {
         self.docker.remove_network(id).await.map_err(|e| format!("removing network {id}: {e}"))
     }
 
-    /// Creates and starts one container on `network`, its port published on 127.0.0.1.
-    async fn start(&self, network: &str, spec: &Spec) -> Result<Started, String> {
+    /// Creates and starts one container on `network`, its port published on 127.0.0.1 if asked.
+    async fn start(&self, network: &str, spec: &Spec, publish: bool) -> Result<Started, String> {
         let port = format!("{}/tcp", spec.port);
         let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
         let body = ContainerCreateBody {
@@ -53,7 +53,7 @@ impl Floor {
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             exposed_ports: Some(vec![port.clone()]),
             host_config: Some(HostConfig {
-                port_bindings: Some(HashMap::from([(port, Some(vec![binding]))])),
+                port_bindings: publish.then(|| HashMap::from([(port, Some(vec![binding]))])),
                 network_mode: Some(network.to_string()),
                 ..Default::default()
             }),
@@ -126,9 +126,9 @@ impl Floor {
         future::join_all(removals).await.into_iter().collect::<Result<(), _>>().map_err(|e| e.to_string())
     }
 
-    async fn start_all(&self, network: &str, specs: &[Spec]) -> (Vec<String>, Result<(), String>) {
+    async fn start_all(&self, network: &str, specs: &[Spec], publish: bool) -> (Vec<String>, Result<(), String>) {
         let started = future::join_all(specs.iter().map(|s| async move {
-            let c = self.start(network, s).await?;
+            let c = self.start(network, s, publish).await?;
             let ready = self.ready(&c, s).await;
             Ok::<_, String>((c.id, ready))
         }))
@@ -151,11 +151,28 @@ impl Floor {
     pub async fn up_down(&self, specs: &[Spec], network: &str) -> Result<Duration, String> {
         let t = Instant::now();
         let net = self.network(network).await?;
-        let (ids, ready) = self.start_all(network, specs).await;
+        let (ids, ready) = self.start_all(network, specs, true).await;
         let removed = self.remove(&ids).await;
         let net_removed = self.remove_network(&net).await;
         ready.and(removed).and(net_removed)?;
         Ok(t.elapsed())
+    }
+
+    /// The same engine work as e2e does since it reuses networks and relays ports itself: the
+    /// network exists beforehand (untimed), no port is published.
+    pub async fn up_down_same_work(&self, specs: &[Spec], network: &str) -> Result<Duration, String> {
+        let net = self.network(network).await?;
+        let t = Instant::now();
+        let (ids, ready) = self.start_all(network, specs, false).await;
+        let readied = t.elapsed();
+        let removed = self.remove(&ids).await;
+        let took = t.elapsed();
+        if std::env::var_os("E2E_BENCH_PHASES").is_some() {
+            println!("  floor-same-work phases: started and ready {readied:.1?}, removed {:.1?}", took - readied);
+        }
+        let net_removed = self.remove_network(&net).await;
+        ready.and(removed).and(net_removed)?;
+        Ok(took)
     }
 
     /// From create to the report of the container's death (its exit code and last lines),
@@ -171,7 +188,7 @@ impl Floor {
         ]);
         let mut events = self.docker.events(Some(EventsOptions { filters: Some(filters), ..Default::default() }));
         let outcome = async {
-            let c = self.start(network, spec).await?;
+            let c = self.start(network, spec, true).await?;
             let died = async {
                 let ev = events.next().await.ok_or("the event stream ended")?.map_err(|e| e.to_string())?;
                 let code = ev.actor.and_then(|a| a.attributes).and_then(|a| a.get("exitCode").cloned()).unwrap_or_default();
@@ -200,7 +217,7 @@ impl Floor {
     pub async fn readiness(&self, spec: &Spec, network: &str) -> Result<i128, String> {
         let net = self.network(network).await?;
         let outcome = async {
-            let c = self.start(network, spec).await?;
+            let c = self.start(network, spec, true).await?;
             let ready = self.ready(&c, spec).await;
             let noticed = crate::epoch_micros();
             let opts = LogsOptions { stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
@@ -219,14 +236,18 @@ impl Floor {
         outcome
     }
 
-    /// Removal of 10 ready containers and their network, in parallel.
-    pub async fn close_ten(&self, specs: &[Spec], network: &str) -> Result<Duration, String> {
+    /// Removal of 10 ready containers and their network, in parallel. With `same_work`, only
+    /// the engine work e2e does: no port was published and the network stays (untimed removal).
+    pub async fn close_ten(&self, specs: &[Spec], network: &str, same_work: bool) -> Result<Duration, String> {
         let net = self.network(network).await?;
-        let (ids, ready) = self.start_all(network, specs).await;
+        let (ids, ready) = self.start_all(network, specs, !same_work).await;
         let t = Instant::now();
         let removed = self.remove(&ids).await;
+        let mut took = t.elapsed();
         let net_removed = self.remove_network(&net).await;
-        let took = t.elapsed();
+        if !same_work {
+            took = t.elapsed();
+        }
         ready.and(removed).and(net_removed)?;
         Ok(took)
     }

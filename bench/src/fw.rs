@@ -38,12 +38,18 @@ fn err(e: e2e::Error) -> String {
 }
 
 /// Env, runnables started and ready, env closed.
+/// `E2E_BENCH_PHASES=1` prints how long each phase took.
 pub async fn up_down(specs: &[Spec], name: &str) -> Result<Duration, String> {
     let t = Instant::now();
     let env = Env::docker(name).await.map_err(err)?;
+    let created = t.elapsed();
     let runnables: Vec<Runnable> = specs.iter().map(|s| runnable(&env, s)).collect();
     let ready = e2e::start_and_wait_ready(&runnables).await.map_err(err);
+    let readied = t.elapsed();
     let closed = env.close().await.map_err(err);
+    if std::env::var_os("E2E_BENCH_PHASES").is_some() {
+        println!("  e2e phases: env {created:.1?}, started and ready {:.1?}, closed {:.1?}", readied - created, t.elapsed() - readied);
+    }
     ready.and(closed)?;
     Ok(t.elapsed())
 }
