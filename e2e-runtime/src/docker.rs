@@ -157,14 +157,21 @@ impl Client {
         // as still active for a while: retry that answer for a few seconds.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
-            match self.api.remove_network(id).await {
-                Ok(()) => return Ok(()),
-                Err(e) if status_of(&e) == Some(404) => return Ok(()),
-                Err(e) if engine_message(&e).contains("active endpoints") && std::time::Instant::now() < deadline => {
+            match self.remove_network_once(id).await {
+                Err(e) if is_active_endpoints(&e) && std::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(e) => return Err(Error::docker(format!("removing network {id}"), e)),
+                other => return other,
             }
+        }
+    }
+
+    /// One attempt, for callers that retry in their own way (or not at all).
+    pub async fn remove_network_once(&self, id: &str) -> Result<()> {
+        match self.api.remove_network(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(Error::docker(format!("removing network {id}"), e)),
         }
     }
 
@@ -190,23 +197,21 @@ impl Client {
             .map_err(|e| Error::docker(format!("disconnecting {container} from the network"), e))
     }
 
-    /// The gateway address of a network: the host's address on it.
-    /// Whether containers are attached to the network.
-    pub async fn network_in_use(&self, network: &str) -> Result<bool> {
-        let n = self
-            .api
+    async fn inspect_network(&self, network: &str) -> Result<bollard::models::NetworkInspect> {
+        self.api
             .inspect_network(network, None)
             .await
-            .map_err(|e| Error::docker(format!("inspecting network {network}"), e))?;
-        Ok(n.containers.is_some_and(|c| !c.is_empty()))
+            .map_err(|e| Error::docker(format!("inspecting network {network}"), e))
     }
 
+    /// Whether containers are attached to the network.
+    pub async fn network_in_use(&self, network: &str) -> Result<bool> {
+        Ok(self.inspect_network(network).await?.containers.is_some_and(|c| !c.is_empty()))
+    }
+
+    /// The gateway address of a network: the host's address on it.
     pub async fn gateway(&self, network: &str) -> Result<Option<String>> {
-        let n = self
-            .api
-            .inspect_network(network, None)
-            .await
-            .map_err(|e| Error::docker(format!("inspecting network {network}"), e))?;
+        let n = self.inspect_network(network).await?;
         Ok(n.ipam.and_then(|i| i.config).unwrap_or_default().into_iter().find_map(|c| c.gateway))
     }
 
@@ -507,6 +512,12 @@ fn split_tag(image: &str) -> (&str, &str) {
 }
 
 /// The engine's own message, without the client's wrapping.
+/// The engine refused to remove a network that (it says) containers still use. Docker 20.10
+/// sometimes keeps such a phantom endpoint after the container is gone, until it restarts.
+pub(crate) fn is_active_endpoints(e: &Error) -> bool {
+    e.to_string().contains("active endpoints")
+}
+
 pub(crate) fn engine_message(e: &bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),

@@ -272,9 +272,7 @@ impl Env {
         *done = true;
         result.and(dir)
     }
-}
 
-impl Env {
     /// Closes the env without waiting for its removal: the process's background reaper removes
     /// it while the caller goes on. The env name stays taken until the removal is done, the
     /// process waits for pending removals when it exits, and a killed process's are removed by
@@ -297,10 +295,7 @@ impl Env {
             lock: self.inner.lock.lock().unwrap().take(),
         };
         if let Err(job) = crate::reaper::submit(job) {
-            let removed = remove_env(&self.inner.client, &job.env, job.network).await;
-            if let Err(e) = removed.and(remove_dir(&job.root)) {
-                eprintln!("e2e: removing env {:?} failed: {e}", job.env);
-            }
+            crate::reaper::remove(&self.inner.client, job).await;
         }
         *done = true;
     }

@@ -29,12 +29,21 @@ pub(crate) fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         install_signal_handler();
+        // SAFETY: registering a plain `extern "C"` function.
+        unsafe { libc::atexit(at_exit) };
         if std::env::var_os(NO_WATCHDOG_VAR).is_none() {
             if let Err(e) = spawn_watchdog() {
                 eprintln!("e2e: could not start the cleanup watchdog ({e}); a killed run is cleaned up by the next one");
             }
         }
     });
+}
+
+/// When the process exits normally: the background removals finish, then the networks they
+/// gave back to the pool are removed.
+extern "C" fn at_exit() {
+    crate::reaper::wait_at_exit();
+    crate::netpool::remove_idle_at_exit();
 }
 
 /// Tells the watchdog to leave this env alone.
@@ -128,6 +137,7 @@ fn remove_owned(owner: &str, kept: &HashSet<String>) -> Result<usize, String> {
             // Creations still in flight (the run's other threads, or requests the engine had
             // not finished when the run died) land after a listing: pass again after a pause
             // until a pass finds nothing.
+            let mut pool_left = false;
             for pass in 0..10 {
                 let mut envs = HashSet::new();
                 for kind in [Kind::Container, Kind::Volume, Kind::Network] {
@@ -139,7 +149,7 @@ fn remove_owned(owner: &str, kept: &HashSet<String>) -> Result<usize, String> {
                         }
                     }
                 }
-                if envs.is_empty() && pass > 0 {
+                if envs.is_empty() && !pool_left && pass > 0 {
                     break;
                 }
                 let mut last_error = None;
@@ -151,7 +161,9 @@ fn remove_owned(owner: &str, kept: &HashSet<String>) -> Result<usize, String> {
                 }
                 // Then the run's pooled networks that no container uses any more: one still in
                 // use serves a kept env.
+                pool_left = false;
                 if let Err(e) = crate::netpool::remove_unused(&client, &owner).await {
+                    pool_left = true;
                     last_error = Some(e.to_string());
                 }
                 if pass == 9 {

@@ -4,8 +4,9 @@
 //! The guarantee that nothing is left behind is kept:
 //! - the env name stays taken (its lock is held) until its removal is done, so a later env of
 //!   the same name never meets its containers;
-//! - the process waits for every pending removal when it exits (an `atexit` hook, which runs
-//!   when `main` returns or `std::process::exit` is called, as the test harness does);
+//! - the process waits for every pending removal when it exits (the `atexit` hook of
+//!   [`crate::hooks`], which runs when `main` returns or `std::process::exit` is called, as the
+//!   test harness does);
 //! - a process killed meanwhile has its resources removed by the watchdog, and SIGINT/SIGTERM
 //!   by the signal handler, as before.
 
@@ -67,7 +68,8 @@ fn finished() {
     }
 }
 
-pub(crate) extern "C" fn wait_at_exit() {
+/// At exit: waits for the pending removals.
+pub(crate) fn wait_at_exit() {
     if *PENDING.lock().unwrap() == 0 {
         return;
     }
@@ -111,12 +113,11 @@ fn start() -> Option<UnboundedSender<Job>> {
         eprintln!("e2e: no background teardown ({e}): envs are removed in the foreground");
         return None;
     }
-    // SAFETY: registering a plain `extern "C"` function that touches only statics.
-    unsafe { libc::atexit(wait_at_exit) };
     Some(tx)
 }
 
-async fn remove(client: &Client, job: Job) {
+/// Removes the job's env and directory, reporting a failure on stderr, then frees its name.
+pub(crate) async fn remove(client: &Client, job: Job) {
     let removed = crate::env::remove_env(client, &job.env, job.network.clone()).await;
     let dir = crate::env::remove_dir(&job.root);
     if let Err(e) = removed.and(dir) {
