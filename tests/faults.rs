@@ -273,11 +273,20 @@ fn left(env: &str, pid: Option<u32>) -> Left {
     }
     Left {
         containers: count_lines(&["ps", "-aq", "--filter", &filter]),
-        networks: count_lines(&["network", "ls", "-q", "--filter", &filter]),
+        // A run's networks are pooled (`dev.e2e.env=_pool`), so a child run's are counted by
+        // its owner label.
+        networks: count_lines(&["network", "ls", "-q", "--filter", &filter]) + pid.map_or(0, pooled_networks_of),
         volumes: count_lines(&["volume", "ls", "-q", "--filter", &filter]),
         dirs,
         watchdogs: pid.map_or(0, watchdogs_of),
     }
+}
+
+/// Pooled networks of the run of `pid` (its owner label is `<host>/<boot>/<pid>/<start>`).
+fn pooled_networks_of(pid: u32) -> usize {
+    let owners = docker(&["network", "ls", "--filter", "label=dev.e2e.env=_pool", "--format", "{{.Label \"dev.e2e.owner\"}}"]);
+    let needle = format!("/{pid}/");
+    owners.lines().filter(|o| o.contains(&needle)).count()
 }
 
 /// Watchdog processes watching the run of `pid`.
@@ -768,7 +777,7 @@ fn fault_suite() {
 fn kind(e: &Error) -> &'static str {
     match e {
         Error::DockerUnavailable { .. } => "DockerUnavailable",
-        Error::Docker { .. } => "Docker",
+        Error::Engine { .. } => "Engine",
         Error::InvalidName { .. } => "InvalidName",
         Error::ImageNotFound { .. } => "ImageNotFound",
         Error::UnknownPort { .. } => "UnknownPort",

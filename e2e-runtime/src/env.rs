@@ -1,27 +1,26 @@
-//! The environment: one Docker network, one shared directory and the runnables in them.
+//! The environment: one network, one shared directory and the runnables in them, on an engine.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use crate::docker::{Client, Kind};
+use crate::cleanup::netpool::Network;
+use crate::engine::{Engine, EngineErrorKind, Event, EventKind, Labels, Selector};
 use crate::error::{Error, Result};
 use crate::owner::{self, ENV_LABEL, MANAGED_LABEL, OWNER_LABEL};
-use crate::runnable::RunnableBuilder;
 
 /// Where containers see the env's shared directory.
 pub(crate) const INTERNAL_SHARED_DIR: &str = "/shared";
 
-/// An isolated environment on Docker: a user-defined bridge network, a shared host directory
-/// mounted at `/shared` in every container, and the runnables declared in it. Every resource
-/// carries the labels `dev.e2e.managed=true`, `dev.e2e.env=<name>` and `dev.e2e.owner=<run>`,
-/// but the network, which later envs of the process reuse once it is empty: it is labelled
-/// `dev.e2e.env=_pool` and named `e2e-<pid>-<n>`.
+/// An isolated environment on a container engine: a user-defined bridge network, a shared host
+/// directory mounted at `/shared` in every container, and the runnables declared in it. Every
+/// resource carries the labels `dev.e2e.managed=true`, `dev.e2e.env=<name>` and
+/// `dev.e2e.owner=<run>`, but the network, which later envs of the process reuse once it is
+/// empty: it is labelled `dev.e2e.env=_pool` and named `e2e-<pid>-<n>`.
 ///
 /// Only one env of a given name exists at a time on a machine: creating a second waits for the
 /// first to close (across threads and processes). Creating an env removes what a dead run left
@@ -32,33 +31,101 @@ pub struct Env {
     pub(crate) inner: Arc<EnvInner>,
 }
 
+/// Where an env is in its life. Kept: open, but nothing will remove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    Open,
+    Kept,
+    Closing,
+    Closed,
+}
+
+/// The env's lifecycle and what it holds until closed, behind one lock.
+#[derive(Debug)]
+struct Life {
+    state: Lifecycle,
+    /// The cross-process lock that makes this run the only user of the env name.
+    lock: Option<std::fs::File>,
+    /// The task following the engine's events.
+    events: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Where a running runnable serves its metrics: what monitoring discovers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Instrumented {
+    pub runnable: String,
+    /// `<container>:<port>`, inside the env network.
+    pub address: String,
+    pub path: String,
+    pub scheme: String,
+}
+
+/// The env's running instrumented runnables, by container name.
+pub(crate) type InstrumentedSet = BTreeMap<String, Instrumented>;
+
+/// A runnable declared in the env, for diagnostics.
+#[derive(Debug, Clone)]
+pub(crate) struct Declared {
+    pub name: String,
+    pub container: String,
+    pub logs: Arc<crate::logs::LogBuffer>,
+}
+
 #[derive(Debug)]
 pub(crate) struct EnvInner {
     pub name: String,
-    pub client: Client,
-    pub network_id: String,
-    pub network_name: String,
+    pub engine: Arc<dyn Engine>,
+    pub network: Network,
     /// Host directory of this env (private to the user running the tests).
     root: PathBuf,
     /// `root/shared`, mounted into every container.
     pub shared: PathBuf,
     pub http: reqwest::Client,
     pub quiet: bool,
-    closed: AtomicBool,
-    close_done: tokio::sync::Mutex<bool>,
-    /// Runnable names in use.
-    names: Mutex<HashSet<String>>,
-    /// Runnables declared, for diagnostics: name, container name, output.
-    runnables: Mutex<Vec<(String, String, Arc<crate::logs::LogBuffer>)>>,
-    /// Set by [`Env::keep`]: nothing is removed.
-    kept: AtomicBool,
-    /// Instrumented runnables running now, for monitoring's discovery.
-    pub targets: Arc<crate::monitoring::Targets>,
-    /// Container name → exit code of its last death (None while it runs), fed by engine events.
-    exits: Arc<Mutex<HashMap<String, watch::Sender<Option<i64>>>>>,
-    events: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// The cross-process lock that makes this run the only user of the env name.
-    lock: Mutex<Option<std::fs::File>>,
+    life: Mutex<Life>,
+    /// Serializes closes: a second waits for the first.
+    close_gate: tokio::sync::Mutex<()>,
+    /// Runnable names in use, and the runnables declared under them.
+    declared: Mutex<(HashSet<String>, Vec<Declared>)>,
+    /// Instrumented runnables running now: listeners (monitoring) subscribe to it.
+    instrumented: Arc<watch::Sender<InstrumentedSet>>,
+    pub exits: Arc<Exits>,
+}
+
+/// Container name → exit code of its last death (None while it runs), fed by engine events;
+/// and why the events stopped, if they did.
+#[derive(Debug)]
+pub(crate) struct Exits {
+    map: Mutex<HashMap<String, watch::Sender<Option<i64>>>>,
+    lost: watch::Sender<Option<String>>,
+}
+
+impl Default for Exits {
+    fn default() -> Self {
+        Exits { map: Mutex::default(), lost: watch::Sender::new(None) }
+    }
+}
+
+impl Exits {
+    /// The exit watch of a container, registered before it starts so no death is missed.
+    pub fn watch(&self, container: &str) -> watch::Receiver<Option<i64>> {
+        let mut map = self.map.lock().unwrap();
+        map.entry(container.to_string()).or_insert_with(|| watch::channel(None).0).subscribe()
+    }
+
+    fn set(&self, container: &str, exit: Option<i64>) {
+        let mut map = self.map.lock().unwrap();
+        map.entry(container.to_string()).or_insert_with(|| watch::channel(None).0).send_replace(exit);
+    }
+
+    fn containers(&self) -> Vec<String> {
+        self.map.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// Why the engine's events are not followed any more, if they are not: deaths go unseen.
+    pub fn lost(&self) -> watch::Receiver<Option<String>> {
+        self.lost.subscribe()
+    }
 }
 
 impl Env {
@@ -66,27 +133,33 @@ impl Env {
     /// by default). Waits while another live run holds the same env name.
     pub async fn docker(name: &str) -> Result<Env> {
         validate_env_name(name)?;
-        let client = Client::connect().await?;
-        crate::hooks::install();
-        let lock = lock_env_name(name).await?;
-        sweep_dead(&client, name).await?;
+        let engine = crate::engine::connect().await?;
+        crate::cleanup::install();
+        Env::on(engine, name).await
+    }
 
-        let root = runs_dir()?.join(owner::dir_name()).join(name);
+    /// Creates the env `name` on `engine`.
+    pub(crate) async fn on(engine: Arc<dyn Engine>, name: &str) -> Result<Env> {
+        validate_env_name(name)?;
+        let lock = crate::paths::lock_env_name(name).await?;
+        crate::cleanup::removal::sweep_dead(&*engine, name).await?;
+
+        let root = crate::paths::env_dir(owner::current(), name)?;
         let shared = root.join("shared");
-        make_dirs(&root, &shared)?;
-
-        let exits: Arc<Mutex<HashMap<String, watch::Sender<Option<i64>>>>> = Arc::default();
+        crate::paths::make_env_dirs(&root, &shared)?;
         // A network this process used for an env that is closed, else a new one.
-        let network = match crate::netpool::take(&client).await {
+        let network = match crate::cleanup::netpool::take(&*engine).await {
             Ok(n) => n,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&root);
                 return Err(e);
             }
         };
-        let (network_id, network_name) = (network.id, network.name);
-        let targets = Arc::new(crate::monitoring::Targets::default());
-        let events = tokio::spawn(watch_exits(client.clone(), name.to_string(), exits.clone(), targets.clone()));
+        let exits = Arc::new(Exits::default());
+        let instrumented = Arc::new(watch::Sender::new(InstrumentedSet::new()));
+        // Subscribed before any container of the env can start, so no death is missed.
+        let first = engine.container_events(&Selector::managed().env(name).owner(owner::current()), None);
+        let events = tokio::spawn(follow_events(engine.clone(), name.to_string(), first, exits.clone(), instrumented.clone()));
         let http = reqwest::Client::builder()
             .danger_accept_invalid_certs(true)
             .no_proxy()
@@ -97,22 +170,17 @@ impl Env {
         Ok(Env {
             inner: Arc::new(EnvInner {
                 name: name.to_string(),
-                client,
-                network_id,
-                network_name,
+                engine,
+                network,
                 root,
                 shared,
                 http,
                 quiet,
-                closed: AtomicBool::new(false),
-                close_done: tokio::sync::Mutex::new(false),
-                names: Mutex::default(),
-                runnables: Mutex::default(),
-                kept: AtomicBool::new(false),
-                targets,
+                life: Mutex::new(Life { state: Lifecycle::Open, lock: Some(lock), events: Some(events) }),
+                close_gate: tokio::sync::Mutex::new(()),
+                declared: Mutex::default(),
+                instrumented,
                 exits,
-                events: Mutex::new(Some(events)),
-                lock: Mutex::new(Some(lock)),
             }),
         })
     }
@@ -122,14 +190,10 @@ impl Env {
         &self.inner.name
     }
 
-    fn network(&self) -> crate::netpool::Network {
-        crate::netpool::Network { id: self.inner.network_id.clone(), name: self.inner.network_name.clone() }
-    }
-
-    /// The name of the env's Docker network: `e2e-<pid>-<n>`, as networks are reused by the
+    /// The name of the env's network: `e2e-<pid>-<n>`, as networks are reused by the
     /// process's later envs once empty.
     pub fn network_name(&self) -> &str {
-        &self.inner.network_name
+        &self.inner.network.name
     }
 
     /// The shared directory on the host.
@@ -142,48 +206,59 @@ impl Env {
         INTERNAL_SHARED_DIR
     }
 
+    fn state(&self) -> Lifecycle {
+        self.inner.life.lock().unwrap().state
+    }
+
     /// Whether [`Env::close`] was called.
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::SeqCst)
+        matches!(self.state(), Lifecycle::Closing | Lifecycle::Closed)
     }
 
-    /// Declares a runnable named `name` (its container is `<env>-<name>`). Problems with the
-    /// name, or a closed env, are reported when it is started.
-    pub fn runnable(&self, name: &str) -> RunnableBuilder {
-        let problem = if self.is_closed() {
-            Some(Error::EnvClosed { env: self.inner.name.clone(), runnable: name.to_string() })
-        } else if let Err(e) = validate_name("runnable", name, 48) {
-            Some(e)
-        } else if !self.inner.names.lock().unwrap().insert(name.to_string()) {
-            Some(Error::DuplicateRunnable { env: self.inner.name.clone(), name: name.to_string() })
-        } else {
-            None
-        };
-        RunnableBuilder::new(self.clone(), name, problem)
+    /// Claims a runnable name; the error says why it cannot be used.
+    pub(crate) fn claim(&self, name: &str) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::EnvClosed { env: self.inner.name.clone(), runnable: name.to_string() });
+        }
+        validate_name("runnable", name, 48)?;
+        if !self.inner.declared.lock().unwrap().0.insert(name.to_string()) {
+            return Err(Error::DuplicateRunnable { env: self.inner.name.clone(), name: name.to_string() });
+        }
+        Ok(())
     }
 
-    /// The host's address on the env network, where containers reach this process (only with a
-    /// local engine).
+    /// The host's address on the env network, where containers reach this process (only when
+    /// containers are reachable from it, as with a local engine).
     pub(crate) async fn gateway(&self) -> Option<String> {
-        if !self.inner.client.local() {
+        if !self.inner.engine.containers_reachable() {
             return None;
         }
-        self.inner.client.gateway(&self.inner.network_id).await.ok().flatten()
+        self.inner.engine.inspect_network(&self.inner.network.id).await.ok()?.gateway
     }
 
-    /// Resource usage of every started runnable: (runnable, container, usage).
-    pub(crate) async fn container_stats(&self) -> Vec<(String, String, crate::docker::Usage)> {
-        let runnables = self.inner.runnables.lock().unwrap().clone();
-        let reads = runnables.into_iter().map(|(name, container, _)| async move {
-            let usage = self.inner.client.usage(&container).await.ok()?;
-            Some((name, container, usage))
+    /// Resource usage of every declared runnable that has a container.
+    pub(crate) async fn container_stats(&self) -> Vec<(Declared, crate::engine::Usage)> {
+        let declared = self.inner.declared.lock().unwrap().1.clone();
+        let reads = declared.into_iter().map(|d| async move {
+            let usage = self.inner.engine.usage(&d.container).await.ok()?;
+            Some((d, usage))
         });
         futures_util::future::join_all(reads).await.into_iter().flatten().collect()
     }
 
+    /// Records that a runnable's container serves metrics now (or no longer, with `None`).
+    pub(crate) fn set_instrumented(&self, container: &str, serving: Option<Instrumented>) {
+        set_instrumented(&self.inner.instrumented, container, serving);
+    }
+
+    /// The env's running instrumented runnables, now and as they change.
+    pub(crate) fn watch_instrumented(&self) -> watch::Receiver<InstrumentedSet> {
+        self.inner.instrumented.subscribe()
+    }
+
     /// Registers a runnable for diagnostics.
-    pub(crate) fn register(&self, name: &str, container: &str, logs: Arc<crate::logs::LogBuffer>) {
-        self.inner.runnables.lock().unwrap().push((name.to_string(), container.to_string(), logs));
+    pub(crate) fn register(&self, declared: Declared) {
+        self.inner.declared.lock().unwrap().1.push(declared);
     }
 
     /// Where the full output of a runnable's container is written, on the host.
@@ -194,21 +269,30 @@ impl Env {
     /// A report of every runnable: its state, exit code and last log lines. What a failed test
     /// prints so it can be debugged without rerunning.
     pub async fn describe(&self) -> String {
-        let runnables = self.inner.runnables.lock().unwrap().clone();
-        let mut out = format!("env {:?}: {} runnable(s)\n", self.inner.name, runnables.len());
-        for (name, container, logs) in runnables {
-            let state = match self.inner.client.inspect(&container).await {
+        let declared = self.inner.declared.lock().unwrap().1.clone();
+        let mut out = format!("env {:?}: {} runnable(s)\n", self.inner.name, declared.len());
+        for d in declared {
+            let state = match self.inner.engine.inspect_container(&d.container).await {
+                // A container of that name that is not this run's (the name was taken): the
+                // runnable itself never started.
+                Ok(s) if !self.owns(&s.labels) => "not started (its container name is taken by a container of another run)".to_string(),
                 Ok(s) if s.paused => "paused".to_string(),
                 Ok(s) if s.running => "running".to_string(),
                 Ok(s) => format!("{} (exit code {})", s.status, s.exit_code.unwrap_or(-1)),
-                Err(_) => "not started".to_string(),
+                Err(e) if e.kind() == EngineErrorKind::NotFound => "not started".to_string(),
+                Err(e) => format!("unknown (the engine answered: {e})"),
             };
-            out.push_str(&format!("- {name} [{container}]: {state}\n"));
-            for line in logs.tail(crate::logs::TAIL_LINES) {
+            out.push_str(&format!("- {} [{}]: {state}\n", d.name, d.container));
+            for line in d.logs.tail(crate::logs::TAIL_LINES) {
                 out.push_str(&format!("    | {line}\n"));
             }
         }
         out
+    }
+
+    /// Whether a resource with these labels is this run's, in this env.
+    fn owns(&self, labels: &Labels) -> bool {
+        Selector::managed().env(&self.inner.name).owner(owner::current()).selects(labels)
     }
 
     /// Copies every runnable's full output into `dir` (as `<runnable>.log`), returning `dir`.
@@ -222,54 +306,70 @@ impl Env {
         Ok(dir.to_path_buf())
     }
 
-    /// Leaves the env as it is for inspection: nothing is removed by close, drop or the
-    /// watchdog; the next run with this env name removes it. Returns how to remove it by hand.
+    /// Leaves the env as it is for inspection: nothing is removed by close, drop, the signal
+    /// handler or the watchdog; the next run with this env name removes it. Returns how to
+    /// remove it by hand.
     pub fn keep(&self) -> String {
-        self.inner.kept.store(true, Ordering::SeqCst);
-        crate::hooks::keep(&self.inner.name);
-        let filter = format!("--filter label={ENV_LABEL}={} --filter label={OWNER_LABEL}={}", self.inner.name, owner::current());
+        {
+            let mut life = self.inner.life.lock().unwrap();
+            if life.state == Lifecycle::Open {
+                life.state = Lifecycle::Kept;
+            }
+        }
+        crate::cleanup::watchdog::keep(&self.inner.name);
+        let filter = Selector::managed().env(&self.inner.name).owner(owner::current());
         format!(
             "env {:?} is kept: containers {}-*, network {}, directory {}\n  remove it with:\n    \
-             docker rm -fv $(docker ps -aq {filter}); docker network rm $(docker network ls -q {filter}); \
-             docker volume rm $(docker volume ls -q {filter}); rm -rf {}\n  \
+             docker rm -fv $(docker ps -aq {filter}); docker volume rm $(docker volume ls -q {filter}); \
+             docker network rm {}; rm -rf {}\n  \
              (or run any test of this env again: it removes what a finished run left)",
             self.inner.name,
             self.inner.name,
-            self.inner.network_name,
+            self.inner.network.name,
             self.inner.shared.display(),
+            self.inner.network.name,
             self.inner.root.display()
         )
     }
 
-    /// The exit watch of a container, registered before it starts so no death is missed.
-    pub(crate) fn exit_watch(&self, container: &str) -> watch::Receiver<Option<i64>> {
-        let mut exits = self.inner.exits.lock().unwrap();
-        exits.entry(container.to_string()).or_insert_with(|| watch::channel(None).0).subscribe()
+    /// The labels of everything this run creates in the env.
+    pub(crate) fn labels(&self) -> Labels {
+        labels_of(&self.inner.name)
     }
 
-    pub(crate) fn labels(&self) -> HashMap<String, String> {
-        labels_of(&self.inner.name)
+    /// Moves the env from open (or kept) to closing, stopping its event task and handing over
+    /// its name lock. `None` if it was closed already; `Some((kept, lock))` otherwise.
+    fn begin_close(&self) -> Option<(bool, Option<std::fs::File>)> {
+        let mut life = self.inner.life.lock().unwrap();
+        let kept = match life.state {
+            Lifecycle::Closed => return None,
+            Lifecycle::Kept => true,
+            Lifecycle::Open | Lifecycle::Closing => false,
+        };
+        life.state = if kept { Lifecycle::Closed } else { Lifecycle::Closing };
+        if let Some(events) = life.events.take() {
+            events.abort();
+        }
+        Some((kept, life.lock.take()))
+    }
+
+    fn closed(&self) {
+        self.inner.life.lock().unwrap().state = Lifecycle::Closed;
     }
 
     /// Kills and removes every container of the env (in parallel, with their volumes), then its
     /// named volumes, network and directory. Idempotent; runnables cannot start afterwards.
     pub async fn close(&self) -> Result<()> {
-        let mut done = self.inner.close_done.lock().await;
-        self.inner.closed.store(true, Ordering::SeqCst);
-        if *done || self.inner.kept.load(Ordering::SeqCst) {
-            if let Some(events) = self.inner.events.lock().unwrap().take() {
-                events.abort();
-            }
-            self.inner.lock.lock().unwrap().take();
+        let _gate = self.inner.close_gate.lock().await;
+        let Some((kept, lock)) = self.begin_close() else { return Ok(()) };
+        if kept {
             return Ok(());
         }
-        let result = remove_env(&self.inner.client, &self.inner.name, self.network()).await;
-        if let Some(events) = self.inner.events.lock().unwrap().take() {
-            events.abort();
-        }
-        let dir = remove_dir(&self.inner.root);
-        self.inner.lock.lock().unwrap().take();
-        *done = true;
+        let engine = &*self.inner.engine;
+        let result = crate::cleanup::removal::remove_env(engine, &self.inner.name, self.inner.network.clone()).await;
+        let dir = crate::paths::remove_env_dir(&self.inner.root);
+        self.closed();
+        drop(lock);
         result.and(dir)
     }
 
@@ -279,228 +379,132 @@ impl Env {
     /// its watchdog. A failed removal is reported on stderr. `#[e2e::test]` closes envs this
     /// way, which takes teardown off the test's time.
     pub async fn close_in_background(&self) {
-        let mut done = self.inner.close_done.lock().await;
-        self.inner.closed.store(true, Ordering::SeqCst);
-        if let Some(events) = self.inner.events.lock().unwrap().take() {
-            events.abort();
-        }
-        if *done || self.inner.kept.load(Ordering::SeqCst) {
-            self.inner.lock.lock().unwrap().take();
+        let _gate = self.inner.close_gate.lock().await;
+        let Some((kept, lock)) = self.begin_close() else { return };
+        if kept {
             return;
         }
-        let job = crate::reaper::Job {
+        let job = crate::cleanup::reaper::Job {
+            engine: self.inner.engine.clone(),
             env: self.inner.name.clone(),
-            network: self.network(),
+            network: self.inner.network.clone(),
             root: self.inner.root.clone(),
-            lock: self.inner.lock.lock().unwrap().take(),
+            lock,
         };
-        if let Err(job) = crate::reaper::submit(job) {
-            crate::reaper::remove(&self.inner.client, job).await;
+        if let Err(job) = crate::cleanup::reaper::submit(job) {
+            crate::cleanup::reaper::remove(&*self.inner.engine, job).await;
         }
-        *done = true;
+        self.closed();
     }
 }
 
 impl Drop for EnvInner {
     fn drop(&mut self) {
-        if *self.close_done.get_mut() || *self.kept.get_mut() {
+        let life = self.life.get_mut().unwrap();
+        if matches!(life.state, Lifecycle::Kept | Lifecycle::Closed) {
             return;
         }
         eprintln!("e2e: env {:?} was dropped without close(): removing its resources now", self.name);
-        if let Some(events) = self.events.get_mut().unwrap().take() {
+        if let Some(events) = life.events.take() {
             events.abort();
         }
-        // The caller's runtime may be the one being dropped: clean up on a fresh one.
-        let (name, network, root) = (self.name.clone(), self.network_id.clone(), self.root.clone());
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(async {
-                let client = Client::connect().await?;
-                remove_run(&client, &name, owner::current(), &network).await
+        // The caller's runtime may be the one being dropped: clean up on the cleanup session's.
+        let (name, network) = (self.name.clone(), self.network.id.clone());
+        let removed = crate::cleanup::session::block_on(Some(self.engine.clone()), move |engine| {
+            Box::pin(async move {
+                crate::cleanup::removal::remove_run(&*engine, &name, owner::current(), Some(&network)).await
             })
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-            std::fs::remove_dir_all(&root)
         });
-        if let Ok(Err(e)) = cleanup.join() {
+        if let Err(e) = removed.and(crate::paths::remove_env_dir(&self.root)) {
             eprintln!("e2e: cleaning up env {:?} failed: {e}", self.name);
         }
     }
 }
 
 /// The labels of everything this run creates in env `name`.
-fn labels_of(name: &str) -> HashMap<String, String> {
-    HashMap::from([
+fn labels_of(name: &str) -> Labels {
+    Labels::from([
         (MANAGED_LABEL.to_string(), "true".to_string()),
         (ENV_LABEL.to_string(), name.to_string()),
         (OWNER_LABEL.to_string(), owner::current().to_string()),
     ])
 }
 
-/// Removes this run's containers and volumes of env `env`, then gives its network back to the
-/// process's pool (or removes it, if a container could not be removed).
-pub(crate) async fn remove_env(client: &Client, env: &str, network: crate::netpool::Network) -> Result<()> {
-    match remove_run(client, env, owner::current(), "").await {
-        Ok(()) => {
-            crate::netpool::put_back(network);
-            Ok(())
-        }
-        Err(e) => {
-            let _ = client.remove_network(&network.id).await;
-            Err(e)
-        }
-    }
-}
+/// How many times in a row the event stream may fail to resume before waits are told.
+const EVENT_RETRIES: u32 = 5;
 
-/// Removes the containers, volumes and network of one run of one env.
-pub(crate) async fn remove_run(client: &Client, env: &str, owner: &str, network_id: &str) -> Result<()> {
-    let labels = [format!("{ENV_LABEL}={env}"), format!("{OWNER_LABEL}={owner}")];
-    let containers = client.list(Kind::Container, &labels).await?;
-    let removals = containers.iter().map(|c| client.remove_container(&c.id));
-    let mut result: Result<()> = futures_util::future::join_all(removals).await.into_iter().collect();
-    let (volumes, networks) = tokio::join!(client.list(Kind::Volume, &labels), client.list(Kind::Network, &labels));
-    for v in volumes? {
-        result = result.and(client.remove_volume(&v.id).await);
-    }
-    let mut networks: Vec<String> = networks?.into_iter().map(|n| n.id).collect();
-    if !network_id.is_empty() && !networks.iter().any(|n| n == network_id) {
-        networks.push(network_id.to_string());
-    }
-    for n in networks {
-        result = result.and(client.remove_network(&n).await);
-    }
-    result
-}
-
-/// Removes what runs that are dead left: containers, volumes and networks under this env name
-/// (any owner), and every dead run's directory. A live run's resources are never touched.
-async fn sweep_dead(client: &Client, env: &str) -> Result<()> {
-    let labels = [format!("{ENV_LABEL}={env}")];
-    let mut dead_owners = HashSet::new();
-    let lists = [Kind::Container, Kind::Volume, Kind::Network].map(|kind| client.list(kind, &labels));
-    for found in futures_util::future::try_join_all(lists).await? {
-        for found in found {
-            let owner = found.labels.get(OWNER_LABEL).cloned().unwrap_or_default();
-            if owner == owner::current() {
-                continue;
-            }
-            if owner::is_dead(&owner) {
-                dead_owners.insert(owner);
-            } else {
-                // Only possible for another host sharing the engine: this host's live runs of
-                // this env name are excluded by the env lock.
-                return Err(Error::EnvInUse { env: env.to_string(), owner });
-            }
-        }
-    }
-    for owner in dead_owners {
-        eprintln!("e2e: removing resources of env {env:?} left by dead run {owner}");
-        // What cannot be removed (an engine that keeps a phantom endpoint on a network) must not
-        // make the env name unusable: this run works beside it, under other names.
-        if let Err(e) = remove_run(client, env, &owner, "").await {
-            eprintln!("e2e: could not remove everything dead run {owner} left in env {env:?}: {e}");
-        }
-    }
-    if let Ok(dir) = runs_dir() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if owner::dir_is_dead(&name) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Follows the engine's start/die events of this run's containers in `env`.
-async fn watch_exits(
-    client: Client,
+/// Follows the engine's start/die events of this run's containers in `env`. A stream that ends
+/// or fails is resumed from its last event, and the state of every watched container is read
+/// again, so no death goes unseen; if it cannot be resumed, waits are told why.
+async fn follow_events(
+    engine: Arc<dyn Engine>,
     env: String,
-    exits: Arc<Mutex<HashMap<String, watch::Sender<Option<i64>>>>>,
-    targets: Arc<crate::monitoring::Targets>,
+    first: futures_util::stream::BoxStream<'static, crate::engine::EngineResult<Event>>,
+    exits: Arc<Exits>,
+    instrumented: Arc<watch::Sender<InstrumentedSet>>,
 ) {
-    let labels = [format!("{ENV_LABEL}={env}"), format!("{OWNER_LABEL}={}", owner::current())];
-    let mut events = Box::pin(client.container_events(&labels));
-    while let Some(Ok(ev)) = events.next().await {
-        let Some(actor) = ev.actor else { continue };
-        let attrs = actor.attributes.unwrap_or_default();
-        let Some(name) = attrs.get("name") else { continue };
-        let state = match ev.action.as_deref() {
-            Some("die") => {
-                // A dead container is no target: monitoring forgets it.
-                targets.set(name, None);
-                Some(attrs.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(-1))
+    let selector = Selector::managed().env(&env).owner(owner::current());
+    let mut since = None;
+    let mut failures = 0u32;
+    let mut first = Some(first);
+    loop {
+        let mut stream = first.take().unwrap_or_else(|| engine.container_events(&selector, since));
+        if failures > 0 {
+            reconcile(&*engine, &exits, &instrumented).await;
+        }
+        let mut why = "the engine ended the event stream".to_string();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(event) => {
+                    if failures > 0 {
+                        failures = 0;
+                        exits.lost.send_replace(None);
+                    }
+                    since = Some(event.time_nanos);
+                    apply(&exits, &instrumented, &event);
+                }
+                Err(e) => {
+                    why = e.to_string();
+                    break;
+                }
             }
-            Some("start") => None,
-            _ => continue,
-        };
-        let mut map = exits.lock().unwrap();
-        map.entry(name.clone()).or_insert_with(|| watch::channel(None).0).send_replace(state);
+        }
+        failures += 1;
+        if failures >= EVENT_RETRIES {
+            exits.lost.send_replace(Some(format!("the engine's event stream failed {failures} times in a row, last: {why}")));
+        }
+        tokio::time::sleep(Duration::from_millis(50 << failures.min(5))).await;
     }
 }
 
-/// `<tmp>/e2e-runs`, shared by every user of the machine, one directory per run inside.
-pub(crate) fn runs_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join("e2e-runs");
-    if !dir.exists() {
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
-    }
-    Ok(dir)
+fn set_instrumented(set: &watch::Sender<InstrumentedSet>, container: &str, serving: Option<Instrumented>) {
+    set.send_if_modified(|set| match serving {
+        Some(s) => set.insert(container.to_string(), s.clone()) != Some(s),
+        None => set.remove(container).is_some(),
+    });
 }
 
-fn make_dirs(root: &Path, shared: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::remove_dir_all(root);
-    std::fs::create_dir_all(shared).map_err(|e| Error::io(format!("creating {}", shared.display()), e))?;
-    // The run's directory is private to this user; the shared one inside it is open to the
-    // containers' users, whatever uid they run as.
-    let run_dir = root.parent().unwrap_or(root);
-    for (dir, mode) in [(run_dir, 0o700), (root, 0o700), (shared, 0o777)] {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io(format!("setting permissions of {}", dir.display()), e))?;
+fn apply(exits: &Exits, instrumented: &watch::Sender<InstrumentedSet>, event: &Event) {
+    match event.kind {
+        EventKind::Died { exit_code } => {
+            // A dead container serves no metrics.
+            set_instrumented(instrumented, &event.container, None);
+            exits.set(&event.container, Some(exit_code));
+        }
+        EventKind::Started => exits.set(&event.container, None),
     }
-    Ok(())
 }
 
-pub(crate) fn remove_dir(root: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(root) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("removing {}", root.display()), e)),
+/// After a gap in the events: what the engine says of every watched container now.
+async fn reconcile(engine: &dyn Engine, exits: &Exits, instrumented: &watch::Sender<InstrumentedSet>) {
+    for container in exits.containers() {
+        if let Ok(state) = engine.inspect_container(&container).await {
+            if !state.running && matches!(state.status.as_str(), "exited" | "dead") {
+                let event = Event { container, kind: EventKind::Died { exit_code: state.exit_code.unwrap_or(-1) }, time_nanos: 0 };
+                apply(exits, instrumented, &event);
+            }
+        }
     }
-    // The run directory goes too once its last env is gone.
-    if let Some(run_dir) = root.parent() {
-        let _ = std::fs::remove_dir(run_dir);
-    }
-    Ok(())
-}
-
-/// Takes the machine-wide lock of an env name, waiting while another run holds it.
-async fn lock_env_name(name: &str) -> Result<std::fs::File> {
-    let dir = runs_dir()?.join("locks");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
-    }
-    let path = dir.join(format!("{name}.lock"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("opening env lock {}", path.display()), e))?;
-    match file.try_lock() {
-        Ok(()) => return Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {}
-        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(format!("locking {}", path.display()), e)),
-    }
-    eprintln!("e2e: env {name:?} is in use by another test or process; waiting for it to close");
-    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
-        .await
-        .expect("the lock task does not panic")
-        .map_err(|e| Error::io(format!("locking {}", path.display()), e))
 }
 
 /// Env names become network, container and directory names: keep them Docker- and DNS-safe.

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use crate::engine::{EngineError, EngineErrorKind};
+
 /// Result of the runtime's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -23,16 +25,17 @@ pub enum Error {
         host: String,
         /// Why the connection failed.
         #[source]
-        source: bollard::errors::Error,
+        source: EngineError,
     },
-    /// An engine call failed; `context` says which and on what.
+    /// An engine call failed; `context` says which and on what, `source` what the engine
+    /// answered (its [`EngineError::kind`] tells not found, conflict, unavailable...).
     #[error("{context}: {source}")]
-    Docker {
+    Engine {
         /// What was being done, naming the resource.
         context: String,
         /// The engine's answer.
         #[source]
-        source: bollard::errors::Error,
+        source: EngineError,
     },
     /// A name (of an env, a runnable, a port) is not usable.
     #[error("invalid {what} name {name:?}: {reason}")]
@@ -117,6 +120,15 @@ pub enum Error {
         exit_code: i64,
         /// Its last log lines.
         logs: Vec<String>,
+    },
+    /// The engine's event stream broke and could not be resumed while a runnable was waited on:
+    /// its exit would go unseen.
+    #[error("runnable {runnable:?}: cannot wait for it to be ready: {detail}")]
+    EventsLost {
+        /// The runnable.
+        runnable: String,
+        /// What happened to the stream.
+        detail: String,
     },
     /// Readiness was not reached in time.
     #[error(
@@ -213,6 +225,13 @@ pub enum Error {
     /// A metrics wait reached its deadline: what it waited for and what it saw last.
     #[error("{0}")]
     MetricsWait(Box<crate::metrics::WaitFailure>),
+    /// Several operations failed (runnables started together, resources removed together):
+    /// every failure, not only the first.
+    #[error("{}", format_all(errors))]
+    Many {
+        /// The failures, in the order of the operations.
+        errors: Vec<Error>,
+    },
     /// A PromQL query against the env's monitoring failed or never gave the awaited result.
     #[error("query {query:?}: {detail}")]
     Query {
@@ -221,6 +240,18 @@ pub enum Error {
         /// What went wrong.
         detail: String,
     },
+}
+
+/// The messages of several errors, one per line.
+fn format_all(errors: &[Error]) -> String {
+    let mut s = format!("{} operations failed:", errors.len());
+    for e in errors {
+        for (i, line) in e.to_string().lines().enumerate() {
+            s.push_str(if i == 0 { "\n  - " } else { "\n    " });
+            s.push_str(line);
+        }
+    }
+    s
 }
 
 impl std::fmt::Debug for Error {
@@ -248,9 +279,43 @@ fn format_tail(logs: &[String]) -> String {
     s
 }
 
+impl From<crate::engine::Unreachable> for Error {
+    fn from(u: crate::engine::Unreachable) -> Self {
+        Error::DockerUnavailable { host: u.address, source: u.error }
+    }
+}
+
 impl Error {
-    pub(crate) fn docker(context: impl Into<String>, source: bollard::errors::Error) -> Self {
-        Error::Docker { context: context.into(), source }
+    pub(crate) fn engine(context: impl Into<String>, source: EngineError) -> Self {
+        Error::Engine { context: context.into(), source }
+    }
+
+    /// The engine's error kind, when an engine call failed.
+    pub fn engine_kind(&self) -> Option<EngineErrorKind> {
+        match self {
+            Error::Engine { source, .. } | Error::DockerUnavailable { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+
+    /// A copy of a declaration error (a bad or duplicate name, a closed env), which every call
+    /// on the runnable returns.
+    pub(crate) fn declaration_copy(&self) -> Error {
+        match self {
+            Error::InvalidName { what, name, reason } => Error::InvalidName { what, name: name.clone(), reason: reason.clone() },
+            Error::DuplicateRunnable { env, name } => Error::DuplicateRunnable { env: env.clone(), name: name.clone() },
+            Error::EnvClosed { env, runnable } => Error::EnvClosed { env: env.clone(), runnable: runnable.clone() },
+            other => Error::InvalidName { what: "runnable", name: String::new(), reason: other.to_string() },
+        }
+    }
+
+    /// `Ok` for no errors, the error itself for one, [`Error::Many`] for more.
+    pub(crate) fn all(mut errors: Vec<Error>) -> Result<()> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(Error::Many { errors }),
+        }
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
@@ -258,23 +323,4 @@ impl Error {
     }
 }
 
-/// An error with the whole chain of its causes: reqwest's message alone ("error sending
-/// request") hides the reason.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
-
-/// The HTTP status code of an engine error, if it is one.
-pub(crate) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
-    match e {
-        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
+pub(crate) use crate::engine::error_chain;

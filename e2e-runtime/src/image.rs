@@ -3,16 +3,13 @@
 //!
 //! Built images carry the label [`IMAGE_LABEL`]. They are a cache: nothing removes them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
-use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
-use futures_util::StreamExt;
-
-use crate::docker::{engine_message, Client};
-use crate::error::{status_of, Error, Result};
+use crate::engine::{Engine, ImageBuild, ImageRef, Labels};
+use crate::error::{Error, Result};
 
 /// Label every image built here carries (`true`).
 pub const IMAGE_LABEL: &str = "dev.e2e.image";
@@ -38,9 +35,9 @@ pub async fn build_dockerfile(tag: &str, context: impl AsRef<Path>, dockerfile: 
         })
     })
     .await?;
-    let client = Client::connect().await?;
-    let labels = HashMap::from([(IMAGE_LABEL.to_string(), "true".to_string())]);
-    build(&client, tag, context, dockerfile.unwrap_or("Dockerfile"), labels, false).await
+    let engine = crate::engine::connect().await?;
+    let labels = Labels::from([(IMAGE_LABEL.to_string(), "true".to_string())]);
+    build(&*engine, tag, context, dockerfile.unwrap_or("Dockerfile"), labels, false).await
 }
 
 /// A `FROM scratch` image made from a host binary (for example one [`cargo_bin`] just built)
@@ -126,21 +123,15 @@ impl BinaryImage {
     pub async fn build(&self) -> Result<String> {
         let image = self.clone();
         let (context, hash) = blocking(move || image.context()).await?;
-        let client = Client::connect().await?;
-        match client.api().inspect_image(&self.tag).await {
-            Ok(found) => {
-                let labels = found.config.and_then(|c| c.labels).unwrap_or_default();
-                if labels.get(CONTENT_HASH_LABEL) == Some(&hash) {
-                    if !self.quiet {
-                        println!("e2e: build {}: up to date", self.tag);
-                    }
-                    return Ok(found.id.unwrap_or_default());
-                }
+        let engine = crate::engine::connect().await?;
+        let found = engine.image(&self.tag).await.map_err(|e| Error::engine(format!("inspecting image {:?}", self.tag), e))?;
+        if let Some(found) = found.filter(|f| f.labels.get(CONTENT_HASH_LABEL) == Some(&hash)) {
+            if !self.quiet {
+                println!("e2e: build {}: up to date", self.tag);
             }
-            Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => return Err(Error::docker(format!("inspecting image {:?}", self.tag), e)),
+            return Ok(found.id);
         }
-        build(&client, &self.tag, context, "Dockerfile", HashMap::new(), self.quiet).await
+        build(&*engine, &self.tag, context, "Dockerfile", Labels::new(), self.quiet).await
     }
 
     /// The build context (the image's tree under `rootfs/`, and a Dockerfile), and the hash of
@@ -277,57 +268,54 @@ pub fn cargo_bin(package: &str, bin: &str) -> Result<PathBuf> {
         .ok_or_else(|| Error::io(what, std::io::Error::other(format!("cargo named no executable\n{}", stderr.trim()))))
 }
 
-/// Sends a context to the legacy builder, printing its output, and returns the image's id.
-async fn build(
-    client: &Client,
-    tag: &str,
-    context: Vec<u8>,
-    dockerfile: &str,
-    labels: HashMap<String, String>,
-    quiet: bool,
-) -> Result<String> {
-    let failed = |detail: String| Error::ImageBuild { image: tag.to_string(), detail };
-    let options = BuildImageOptions {
-        t: Some(tag.to_string()),
-        dockerfile: dockerfile.to_string(),
-        labels: Some(labels),
-        rm: true,
-        forcerm: true,
-        // The engines met here have no BuildKit.
-        version: BuilderVersion::BuilderV1,
-        ..Default::default()
-    };
-    let mut output = client.api().build_image(options, None, Some(bollard::body_full(context.into())));
-    let mut step = String::new();
-    let error = loop {
-        let info = match output.next().await {
-            None => break None,
-            Some(Ok(info)) => info,
-            // bollard turns an item with an error detail into this; the item is checked too.
-            Some(Err(bollard::errors::Error::DockerStreamError { error })) => break Some(error),
-            Some(Err(e)) => break Some(engine_message(&e)),
-        };
-        if let Some(error) = info.error_detail.and_then(|d| d.message) {
-            break Some(error);
+/// Makes sure `image` is present, pulling it (with progress lines unless `quiet`) only when
+/// missing.
+pub(crate) async fn pull(engine: &dyn Engine, image: &str, quiet: bool) -> Result<()> {
+    let found = engine.image(image).await.map_err(|e| Error::engine(format!("inspecting image {image:?}"), e))?;
+    if found.is_some() {
+        return Ok(());
+    }
+    if !quiet {
+        println!("e2e: pulling image {image} (not present locally)");
+    }
+    let mut last = String::new();
+    let mut progress = |line: &str| {
+        if !quiet && line != last {
+            println!("e2e: pull {image}: {line}");
+            last = line.to_string();
         }
-        for line in info.stream.iter().chain(&info.status).flat_map(|s| s.lines()).map(str::trim) {
+    };
+    engine
+        .pull_image(&ImageRef::parse(image), &mut progress)
+        .await
+        .map_err(|e| Error::ImageNotFound { image: image.into(), detail: e.message().to_string() })
+}
+
+/// Sends a context to the builder, printing its output, and returns the image's id.
+async fn build(engine: &dyn Engine, tag: &str, context: Vec<u8>, dockerfile: &str, labels: Labels, quiet: bool) -> Result<String> {
+    let failed = |detail: String| Error::ImageBuild { image: tag.to_string(), detail };
+    let build = ImageBuild { tag: tag.to_string(), context, dockerfile: dockerfile.to_string(), labels };
+    let mut step = String::new();
+    let built = engine
+        .build_image(&build, &mut |line| {
             if line.starts_with("Step ") {
                 step = line.to_string();
             }
-            if !quiet && !line.is_empty() {
+            if !quiet {
                 println!("e2e: build {tag}: {line}");
             }
-        }
-    };
-    if let Some(error) = error {
+        })
+        .await;
+    if let Err(e) = built {
+        let error = e.message().to_string();
         return Err(failed(if step.is_empty() { error } else { format!("{error} (at {step})") }));
     }
-    let image = client
-        .api()
-        .inspect_image(tag)
+    let image = engine
+        .image(tag)
         .await
-        .map_err(|e| Error::docker(format!("inspecting image {tag:?} after building it"), e))?;
-    Ok(image.id.unwrap_or_default())
+        .map_err(|e| Error::engine(format!("inspecting image {tag:?} after building it"), e))?
+        .ok_or_else(|| failed("the engine reports success but has no such image".to_string()))?;
+    Ok(image.id)
 }
 
 const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n";

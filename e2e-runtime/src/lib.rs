@@ -1,22 +1,28 @@
 //! The runtime of e2e: Docker environments, runnables, readiness probes, logs and images.
 //!
 //! Most users depend on the `e2e` facade crate, which re-exports this one.
+//!
+//! Where things are: `engine/` is the only door to the container engine (its `docker/` the
+//! only user of bollard, its `fake` the unit tests' engine); `env` and `runnable` hold the
+//! scenario's state and speak to the engine through that door; `cleanup/` removes what runs
+//! leave, however they end, without knowing of `Env`; `monitoring` learns of instrumented
+//! runnables from the env's announcements; `owner` and `paths` say who owns a resource and
+//! where a run keeps its files.
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod catalog;
-mod docker;
+mod cleanup;
+mod engine;
 mod env;
 mod error;
 mod forward;
-mod hooks;
 pub mod image;
 mod logs;
-mod netpool;
 pub mod metrics;
 pub mod monitoring;
 mod owner;
+mod paths;
 mod probe;
-mod reaper;
 mod runnable;
 pub mod standalone;
 #[doc(hidden)]
@@ -27,10 +33,13 @@ pub use linkme as __linkme;
 
 pub use catalog::Workload;
 pub use env::Env;
-pub use error::{Error, Result};
+pub use error::{EngineError, EngineErrorKind, Error, Result};
 pub use owner::{ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL};
 pub use metrics::{between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less, less_amongst_two, less_or_equal, Comparator, Composite, Exposition, Matcher, MetricsOptions};
 pub use probe::Probe;
 pub use runnable::{
     start_and_wait_ready, ExecOutput, FutureRunnable, Metrics, Runnable, RunnableBuilder, StartOptions,
 };
+
+#[cfg(test)]
+mod unit_tests;

@@ -22,10 +22,9 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::env::Env;
+use crate::env::{Env, InstrumentedSet};
 use crate::error::{Error, Result};
 use crate::probe::Probe;
 use crate::runnable::{Runnable, StartOptions};
@@ -33,61 +32,37 @@ use crate::runnable::{Runnable, StartOptions};
 /// The Prometheus image monitoring runs by default.
 pub const DEFAULT_PROMETHEUS_IMAGE: &str = "quay.io/prometheus/prometheus:v2.42.0";
 
-/// Where an instrumented runnable is scraped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ScrapeTarget {
-    pub runnable: String,
-    pub address: String,
-    pub path: String,
-    pub scheme: String,
-}
-
-/// The env's instrumented runnables that run now, by container name, written to a file
-/// Prometheus watches once monitoring starts.
-#[derive(Debug, Default)]
-pub(crate) struct Targets {
-    map: Mutex<BTreeMap<String, ScrapeTarget>>,
-    file: Mutex<Option<PathBuf>>,
-}
-
-impl Targets {
-    pub fn set(&self, container: &str, target: Option<ScrapeTarget>) {
-        let mut map = self.map.lock().unwrap();
-        let changed = match target {
-            Some(t) => map.insert(container.to_string(), t.clone()) != Some(t),
-            None => map.remove(container).is_some(),
-        };
-        if changed {
-            self.write(&map);
-        }
-    }
-
-    fn watch(&self, file: PathBuf) {
-        *self.file.lock().unwrap() = Some(file);
-        self.write(&self.map.lock().unwrap());
-    }
-
-    fn write(&self, map: &BTreeMap<String, ScrapeTarget>) {
-        let Some(file) = self.file.lock().unwrap().clone() else { return };
-        let groups: Vec<_> = map
-            .iter()
-            .map(|(container, t)| {
-                serde_json::json!({
-                    "targets": [t.address],
-                    "labels": {
-                        "runnable": t.runnable,
-                        "container": container,
-                        "__metrics_path__": t.path,
-                        "__scheme__": t.scheme,
-                    }
-                })
+/// Writes the env's running instrumented runnables as a Prometheus file-discovery file, whole
+/// (Prometheus may read it at any moment).
+fn write_targets(file: &Path, set: &InstrumentedSet) {
+    let groups: Vec<_> = set
+        .iter()
+        .map(|(container, t)| {
+            serde_json::json!({
+                "targets": [t.address],
+                "labels": {
+                    "runnable": t.runnable,
+                    "container": container,
+                    "__metrics_path__": t.path,
+                    "__scheme__": t.scheme,
+                }
             })
-            .collect();
-        // Prometheus may read at any moment: replace the file whole.
-        let tmp = file.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(&groups).expect("JSON of strings");
-        if std::fs::write(&tmp, text).and_then(|()| set_readable(&tmp)).and_then(|()| std::fs::rename(&tmp, &file)).is_err() {
-            eprintln!("e2e: could not update the monitoring targets in {}", file.display());
+        })
+        .collect();
+    let tmp = file.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(&groups).expect("JSON of strings");
+    if std::fs::write(&tmp, text).and_then(|()| set_readable(&tmp)).and_then(|()| std::fs::rename(&tmp, file)).is_err() {
+        eprintln!("e2e: could not update the monitoring targets in {}", file.display());
+    }
+}
+
+/// Keeps the discovery file in step with the env's instrumented runnables, until the env goes.
+async fn discover(mut instrumented: tokio::sync::watch::Receiver<InstrumentedSet>, file: PathBuf) {
+    loop {
+        let set = instrumented.borrow_and_update().clone();
+        write_targets(&file, &set);
+        if instrumented.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -202,7 +177,11 @@ pub async fn start_with(env: &Env, options: MonitoringOptions) -> Result<Monitor
     std::fs::write(&config_file, config)
         .and_then(|()| set_readable(&config_file))
         .map_err(|e| Error::io(format!("writing {}", config_file.display()), e))?;
-    env.inner.targets.watch(dir.join("targets.json"));
+    // The env tells of runnables as they start, stop and die; those already running are in
+    // the first file written.
+    let targets = dir.join("targets.json");
+    write_targets(&targets, &env.watch_instrumented().borrow());
+    tokio::spawn(discover(env.watch_instrumented(), targets));
 
     let prometheus = env.runnable("monitoring").with_ports([("http", 9090)]).init(
         StartOptions::new(options.image)
@@ -360,7 +339,7 @@ async fn serve_container_metrics(listener: tokio::net::TcpListener, env: Env) {
 /// The exposition of the env's containers' resource usage.
 async fn container_metrics(env: &Env) -> String {
     let stats = env.container_stats().await;
-    let families: [(&str, &str, &str, fn(&crate::docker::Usage) -> f64); 4] = [
+    let families: [(&str, &str, &str, fn(&crate::engine::Usage) -> f64); 4] = [
         ("container_cpu_usage_seconds_total", "counter", "CPU time used.", |u| u.cpu_seconds),
         ("container_memory_usage_bytes", "gauge", "Memory in use.", |u| u.memory_bytes),
         ("container_network_receive_bytes_total", "counter", "Bytes received.", |u| u.rx_bytes),
@@ -369,26 +348,9 @@ async fn container_metrics(env: &Env) -> String {
     let mut out = String::new();
     for (name, kind, help, value) in families {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (runnable, container, usage) in &stats {
-            let _ = writeln!(out, "{name}{{name=\"{container}\",runnable=\"{runnable}\"}} {}", value(usage));
+        for (d, usage) in &stats {
+            let _ = writeln!(out, "{name}{{name=\"{}\",runnable=\"{}\"}} {}", d.container, d.name, value(usage));
         }
     }
     out
-}
-
-/// Runnable name → scrape target of this runnable, if it is instrumented.
-pub(crate) fn target_of(
-    runnable: &str,
-    container: &str,
-    options: &StartOptions,
-    ports: &[(String, u16)],
-) -> Option<ScrapeTarget> {
-    let m = options.metrics_endpoint()?;
-    let port = ports.iter().find(|(name, _)| *name == m.port).map(|(_, p)| p)?;
-    Some(ScrapeTarget {
-        runnable: runnable.to_string(),
-        address: format!("{container}:{port}"),
-        path: m.path.clone(),
-        scheme: m.scheme.clone(),
-    })
 }

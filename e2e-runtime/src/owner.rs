@@ -5,6 +5,7 @@
 //! and started at that time; pid reuse after death gives another start time. A run on another
 //! host (a shared remote engine) cannot be checked and so is always treated as alive.
 
+use std::fmt;
 use std::sync::OnceLock;
 
 /// Label every resource of the framework carries.
@@ -16,82 +17,108 @@ pub const OWNER_LABEL: &str = "dev.e2e.owner";
 /// Label naming the runnable of a container.
 pub const RUNNABLE_LABEL: &str = "dev.e2e.runnable";
 
-/// This process's owner id.
-pub fn current() -> &'static str {
-    static OWNER: OnceLock<String> = OnceLock::new();
+/// A run: the host (name and boot) and the process (pid and start time) that created a
+/// resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Owner {
+    /// `<hostname>/<boot id prefix>`; may itself hold no `/` only if the label was foreign.
+    host: String,
+    pid: u32,
+    /// Start time in clock ticks since boot.
+    start: u64,
+}
+
+impl Owner {
+    /// Parses an owner label; `None` for a label this version does not understand.
+    pub fn parse(label: &str) -> Option<Owner> {
+        let (rest, start) = label.rsplit_once('/')?;
+        let (host, pid) = rest.rsplit_once('/')?;
+        if host.is_empty() {
+            return None;
+        }
+        Some(Owner { host: host.to_string(), pid: pid.parse().ok()?, start: start.parse().ok()? })
+    }
+
+    /// This run's directory name under the runs directory: `<pid>.<start time>`.
+    pub fn dir_name(&self) -> String {
+        format!("{}.{}", self.pid, self.start)
+    }
+
+    /// The run of this host whose directory is named so, if the name is one.
+    pub fn from_dir_name(name: &str) -> Option<Owner> {
+        let (pid, start) = name.split_once('.')?;
+        Some(Owner { host: host_id().to_string(), pid: pid.parse().ok()?, start: start.parse().ok()? })
+    }
+
+    /// Whether the run is known to be dead: on this host, and its process gone (or its pid
+    /// reused). `false` when it lives or cannot be checked (another host).
+    pub fn is_dead(&self) -> bool {
+        if self.host != host_id() {
+            return false;
+        }
+        match start_time(self.pid) {
+            None => true,
+            Some(start) => start != self.start,
+        }
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.host, self.pid, self.start)
+    }
+}
+
+/// This process's run.
+pub(crate) fn current() -> &'static Owner {
+    static OWNER: OnceLock<Owner> = OnceLock::new();
     OWNER.get_or_init(|| {
         let pid = std::process::id();
-        format!("{}/{}", host_id(), pid_and_start(pid).unwrap_or_else(|| format!("{pid}/0")))
+        Owner { host: host_id().to_string(), pid, start: start_time(pid).unwrap_or(0) }
     })
 }
 
-fn host_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".into());
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().chars().take(8).collect::<String>())
-        .unwrap_or_else(|_| "noboot".into());
-    format!("{host}/{boot}")
+fn host_id() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown-host".into());
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().chars().take(8).collect::<String>())
+            .unwrap_or_else(|_| "noboot".into());
+        format!("{host}/{boot}")
+    })
 }
 
-/// `<pid>/<start time in clock ticks since boot>` of a live process.
-fn pid_and_start(pid: u32) -> Option<String> {
+/// The start time (clock ticks since boot) of a live process.
+fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     // Field 22 (starttime) is the 20th after the command name.
-    let start = rest.split_whitespace().nth(19)?;
-    Some(format!("{pid}/{start}"))
-}
-
-/// Whether the run with this owner id is known to be dead. `false` when it is alive or
-/// cannot be checked (another host, or an id this version does not understand).
-pub fn is_dead(owner: &str) -> bool {
-    let Some((host, rest)) = owner.rsplit_once('/').and_then(|(a, start)| {
-        let (host, pid) = a.rsplit_once('/')?;
-        Some((host, (pid, start)))
-    }) else {
-        return false;
-    };
-    if host != host_id() {
-        return false;
-    }
-    let (pid, start) = rest;
-    let Ok(pid) = pid.parse::<u32>() else { return false };
-    match pid_and_start(pid) {
-        None => true,
-        Some(live) => live != format!("{pid}/{start}"),
-    }
-}
-
-/// This run's directory name under the runs directory: `<pid>.<start time>`.
-pub fn dir_name() -> String {
-    let pid = std::process::id();
-    pid_and_start(pid).unwrap_or_else(|| format!("{pid}/0")).replace('/', ".")
-}
-
-/// Whether a run directory named by [`dir_name`] belongs to a dead run of this host.
-pub fn dir_is_dead(name: &str) -> bool {
-    let Some((pid, start)) = name.split_once('.') else { return false };
-    is_dead(&format!("{}/{pid}/{start}", host_id()))
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A label this version does not understand is never dead.
+    fn is_dead(label: &str) -> bool {
+        Owner::parse(label).is_some_and(|o| o.is_dead())
+    }
+
     #[test]
     fn this_process_is_alive() {
-        assert!(!is_dead(current()));
-        assert!(current().contains(&format!("/{}/", std::process::id())));
+        assert!(!current().is_dead());
+        assert!(current().to_string().contains(&format!("/{}/", std::process::id())));
+        assert_eq!(Owner::parse(&current().to_string()).as_ref(), Some(current()));
     }
 
     #[test]
     fn a_gone_process_is_dead() {
-        let me = current();
-        let (prefix, _) = me.rsplit_once('/').unwrap();
-        let (host, _) = prefix.rsplit_once('/').unwrap();
+        let host = host_id();
         // pid_max is at most 2^22: this pid cannot exist.
         assert!(is_dead(&format!("{host}/99999999/1")));
         // Our pid with another start time is a dead, reused pid.
@@ -102,5 +129,15 @@ mod tests {
     fn other_hosts_and_garbage_are_not_dead() {
         assert!(!is_dead("elsewhere/abcd1234/1/1"));
         assert!(!is_dead("garbage"));
+        assert!(!is_dead("a/b/notapid/1"));
+        assert_eq!(Owner::parse("/1/2"), None);
+    }
+
+    #[test]
+    fn directory_names_round_trip() {
+        let me = current();
+        assert_eq!(Owner::from_dir_name(&me.dir_name()).as_ref(), Some(me));
+        assert_eq!(Owner::from_dir_name("locks"), None);
+        assert!(Owner::from_dir_name("99999999.1").unwrap().is_dead());
     }
 }

@@ -6,7 +6,53 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use futures_util::future::BoxFuture;
+
 use crate::logs::LogBuffer;
+
+/// Why a probe did not pass (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProbeError {
+    /// The runnable has no address for the port (yet).
+    NoAddress { port: String },
+    /// The request got no answer.
+    Request { url: String, detail: String },
+    /// The answer's status is not accepted.
+    Status { url: String, got: u16, want: RangeInclusive<u16> },
+    /// The answer's body lacks the text.
+    Body { url: String, want: String },
+    /// The TCP connection failed.
+    Connect { address: String, detail: String },
+    /// The command exited with another code than 0.
+    Command { command: Vec<String>, exit_code: i64 },
+    /// The command could not be run.
+    Exec { detail: String },
+    /// Not enough matching log lines yet.
+    Log { pattern: String, seen: usize, times: usize },
+    /// The log regex is invalid.
+    Regex { detail: String },
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProbeError::NoAddress { port } => write!(f, "port {port:?} has no address"),
+            ProbeError::Request { url, detail } => write!(f, "GET {url}: {detail}"),
+            ProbeError::Status { url, got, want } => write!(f, "GET {url} answered {got}, want {}..={}", want.start(), want.end()),
+            ProbeError::Body { url, want } => write!(f, "GET {url} body does not contain {want:?}"),
+            ProbeError::Connect { address, detail } => write!(f, "TCP connect to {address}: {detail}"),
+            ProbeError::Command { command, exit_code } => write!(f, "{command:?} exited with {exit_code}"),
+            ProbeError::Exec { detail } => f.write_str(detail),
+            ProbeError::Log { pattern, seen, times } => write!(f, "log line matching {pattern:?} seen {seen} of {times} times"),
+            ProbeError::Regex { detail } => f.write_str(detail),
+        }
+    }
+}
+
+/// Runs a command inside the probed runnable's container: its exit code.
+pub(crate) trait Exec: Sync {
+    fn exec(&self, command: Vec<String>) -> BoxFuture<'_, Result<i64, String>>;
+}
 
 /// How to tell that a runnable is ready. Built with [`Probe::http`], [`Probe::https`],
 /// [`Probe::tcp`], [`Probe::cmd`], [`Probe::log`] and [`Probe::all_of`], then refined with
@@ -124,22 +170,28 @@ impl Probe {
     }
 
     /// Runs the probe once: `Ok` when ready, else why not.
-    pub(crate) async fn check(&self, target: &Target<'_>) -> Result<(), String> {
+    pub(crate) async fn check(&self, target: &Target<'_>) -> Result<(), ProbeError> {
         match &self.kind {
             Kind::Http { port, path, tls, status, body } => {
                 let addr = target.address(port)?;
                 let scheme = if *tls { "https" } else { "http" };
                 let path = path.strip_prefix('/').unwrap_or(path);
                 let url = format!("{scheme}://{addr}/{path}");
-                let resp = target.http().get(&url).send().await.map_err(|e| format!("GET {url}: {}", crate::error::error_chain(&e)))?;
+                let resp = match target.http().get(&url).send().await {
+                    Ok(resp) => resp,
+                    Err(e) => return Err(ProbeError::Request { url, detail: crate::error::error_chain(&e) }),
+                };
                 let code = resp.status().as_u16();
                 if !status.contains(&code) {
-                    return Err(format!("GET {url} answered {code}, want {}..={}", status.start(), status.end()));
+                    return Err(ProbeError::Status { url, got: code, want: status.clone() });
                 }
                 if let Some(want) = body {
-                    let text = resp.text().await.map_err(|e| format!("GET {url}: reading body: {e}"))?;
+                    let text = match resp.text().await {
+                        Ok(text) => text,
+                        Err(e) => return Err(ProbeError::Request { url, detail: format!("reading body: {e}") }),
+                    };
                     if !text.contains(want.as_str()) {
-                        return Err(format!("GET {url} body does not contain {want:?}"));
+                        return Err(ProbeError::Body { url, want: want.clone() });
                     }
                 }
                 Ok(())
@@ -148,24 +200,24 @@ impl Probe {
                 let addr = target.address(port)?;
                 match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(&addr)).await {
                     Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(format!("TCP connect to {addr}: {e}")),
-                    Err(_) => Err(format!("TCP connect to {addr}: timed out")),
+                    Ok(Err(e)) => Err(ProbeError::Connect { address: addr, detail: e.to_string() }),
+                    Err(_) => Err(ProbeError::Connect { address: addr, detail: "timed out".into() }),
                 }
             }
-            Kind::Cmd { command } => match target.exec(command.clone()).await {
+            Kind::Cmd { command } => match target.exec.exec(command.clone()).await {
                 Ok(0) => Ok(()),
-                Ok(code) => Err(format!("{command:?} exited with {code}")),
-                Err(e) => Err(e),
+                Ok(code) => Err(ProbeError::Command { command: command.clone(), exit_code: code }),
+                Err(detail) => Err(ProbeError::Exec { detail }),
             },
             Kind::Log { regex, times, pattern } => {
-                let regex = regex.as_ref().map_err(|e| e.clone())?;
+                let regex = regex.as_ref().map_err(|e| ProbeError::Regex { detail: e.clone() })?;
                 // Only this container's lines: a restarted runnable keeps its older ones.
                 let (lines, _) = target.logs().since(target.logs_from);
                 let seen = lines.iter().filter(|l| regex.is_match(l)).count();
                 if seen >= *times {
                     Ok(())
                 } else {
-                    Err(format!("log line matching {pattern:?} seen {seen} of {times} times"))
+                    Err(ProbeError::Log { pattern: pattern.clone(), seen, times: *times })
                 }
             }
             Kind::AllOf(ps) => {
@@ -212,12 +264,12 @@ pub(crate) struct Target<'a> {
     /// The number of the first line this container printed.
     pub logs_from: u64,
     /// The runnable, for commands run inside it.
-    pub runnable: &'a crate::runnable::Runnable,
+    pub exec: &'a dyn Exec,
 }
 
 impl Target<'_> {
-    fn address(&self, port: &str) -> Result<String, String> {
-        self.addresses.get(port).cloned().ok_or_else(|| format!("port {port:?} has no address"))
+    fn address(&self, port: &str) -> Result<String, ProbeError> {
+        self.addresses.get(port).cloned().ok_or_else(|| ProbeError::NoAddress { port: port.to_string() })
     }
 
     fn http(&self) -> &reqwest::Client {
@@ -226,9 +278,5 @@ impl Target<'_> {
 
     fn logs(&self) -> &LogBuffer {
         self.logs
-    }
-
-    async fn exec(&self, command: Vec<String>) -> Result<i64, String> {
-        self.runnable.exec_quiet(command).await.map(|o| o.exit_code).map_err(|e| e.to_string())
     }
 }

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use crate::env::{Env, INTERNAL_SHARED_DIR};
+use crate::engine::{ContainerSpec, Engine, EngineErrorKind, Limits, Mount, MountSource};
+use crate::env::{Declared, Env, INTERNAL_SHARED_DIR};
 use crate::error::{Error, Result};
 use crate::logs::{LineSplitter, LogBuffer, TAIL_LINES};
 use crate::owner::RUNNABLE_LABEL;
@@ -232,6 +232,15 @@ impl StartOptions {
     }
 }
 
+impl Env {
+    /// Declares a runnable named `name` (its container is `<env>-<name>`). Problems with the
+    /// name, or a closed env, are reported by every later call on it.
+    pub fn runnable(&self, name: &str) -> RunnableBuilder {
+        let problem = self.claim(name).err();
+        RunnableBuilder::new(self.clone(), name, problem)
+    }
+}
+
 /// A runnable being declared: its name and named ports. Becomes a [`FutureRunnable`] (known
 /// addresses, not yet configured) or, with [`StartOptions`], a [`Runnable`].
 #[derive(Debug)]
@@ -262,10 +271,10 @@ impl RunnableBuilder {
     pub fn future(self) -> FutureRunnable {
         let container = format!("{}-{}", self.env.name(), self.name);
         let dir_rel = format!("data/{}", self.name);
-        let exits = self.env.exit_watch(&container);
+        let exits = self.env.inner.exits.watch(&container);
         let logs = Arc::new(LogBuffer::default());
         if self.problem.is_none() {
-            self.env.register(&self.name, &container, logs.clone());
+            self.env.register(Declared { name: self.name.clone(), container: container.clone(), logs: logs.clone() });
         }
         FutureRunnable {
             inner: Arc::new(Inner {
@@ -275,7 +284,7 @@ impl RunnableBuilder {
                 name: self.name,
                 container,
                 ports: self.ports,
-                problem: Mutex::new(self.problem),
+                problem: self.problem,
                 logs,
                 exits,
                 state: tokio::sync::Mutex::new(RunState::default()),
@@ -336,7 +345,8 @@ struct Inner {
     name: String,
     container: String,
     ports: Vec<(String, u16)>,
-    problem: Mutex<Option<Error>>,
+    /// A declaration error (bad or duplicate name, closed env), returned by every later call.
+    problem: Option<Error>,
     dir: PathBuf,
     internal_dir: String,
     logs: Arc<LogBuffer>,
@@ -401,6 +411,20 @@ impl Inner {
         self.quick.lock().unwrap().clone()
     }
 
+    fn engine(&self) -> &dyn Engine {
+        &*self.env.inner.engine
+    }
+
+    /// An engine failure on this runnable, saying what was being done.
+    fn failed(&self, doing: &str) -> impl FnOnce(crate::engine::EngineError) -> Error + '_ {
+        let context = format!("{doing} runnable {:?} (container {})", self.name, self.container);
+        move |e| Error::engine(context, e)
+    }
+
+    async fn running(&self, id: &str) -> Result<bool> {
+        Ok(self.engine().inspect_container(id).await.map_err(self.failed("inspecting"))?.running)
+    }
+
     fn id(&self, operation: &'static str) -> Result<String> {
         // After close the container is gone: say so, not the engine's "No such container".
         if self.env.is_closed() {
@@ -410,8 +434,8 @@ impl Inner {
     }
 
     fn check_env(&self) -> Result<()> {
-        if let Some(e) = self.problem.lock().unwrap().take() {
-            return Err(e);
+        if let Some(e) = &self.problem {
+            return Err(e.declaration_copy());
         }
         if self.env.is_closed() {
             return Err(Error::EnvClosed { env: self.env.name().to_string(), runnable: self.name.clone() });
@@ -483,12 +507,12 @@ impl Runnable {
         inner.check_env()?;
         let mut state = inner.state.lock().await;
         let env = &inner.env;
-        let client = &env.inner.client;
+        let engine = inner.engine();
         if let Some(id) = inner.quick().id {
-            if client.inspect(&id).await.map(|s| s.running).unwrap_or(false) {
+            if engine.inspect_container(&id).await.map(|s| s.running).unwrap_or(false) {
                 return Err(Error::AlreadyStarted { runnable: inner.name.clone() });
             }
-            client.remove_container(&id).await?;
+            engine.remove_container(&id).await.map_err(inner.failed("removing the previous container of"))?;
             if let Some(t) = state.logs_task.take() {
                 t.abort();
             }
@@ -506,32 +530,28 @@ impl Runnable {
             inner.port(&m.port)?;
         }
         let quiet = self.options.quiet || env.inner.quiet;
-        std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(format!("creating {}", inner.dir.display()), e))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&inner.dir, std::fs::Permissions::from_mode(0o777));
-        }
+        crate::paths::make_open_dir(&inner.dir)?;
 
-        let body = self.create_body().await?;
-        let id = client.create_container(&inner.container, body, quiet).await?;
+        let spec = self.spec().await?;
+        let id = self.create(&spec, quiet).await?;
         {
             let mut quick = inner.quick.lock().unwrap();
             quick.id = Some(id.clone());
             quick.logs_from = inner.logs.total();
         }
-        client.start_container(&id, &inner.container).await?;
+        engine.start_container(&id).await.map_err(inner.failed("starting"))?;
         state.logs_task = Some(tokio::spawn(follow_logs(
-            client.clone(),
+            env.inner.engine.clone(),
             id.clone(),
             inner.name.clone(),
             inner.logs.clone(),
             env.log_file(&inner.name),
             quiet,
         )));
-        let st = client.inspect(&id).await?;
-        let ip = st.addresses.get(&env.inner.network_name).cloned();
+        let st = engine.inspect_container(&id).await.map_err(inner.failed("inspecting"))?;
+        let ip = st.addresses.get(&env.inner.network.name).cloned();
         let host_ports = if self.engine_publishes() {
-            inner.ports.iter().filter_map(|(name, port)| Some((name.clone(), *st.host_ports.get(&format!("{port}/tcp"))?))).collect()
+            inner.ports.iter().filter_map(|(name, port)| Some((name.clone(), *st.host_ports.get(port)?))).collect()
         } else {
             self.relay_ports(&mut state, ip.as_deref()).await?
         };
@@ -539,13 +559,25 @@ impl Runnable {
         quick.host_ports = host_ports;
         quick.ip = ip;
         drop(quick);
-        env.inner.targets.set(&inner.container, crate::monitoring::target_of(&inner.name, &inner.container, &self.options, &inner.ports));
+        env.set_instrumented(&inner.container, self.instrumented());
         Ok(())
+    }
+
+    /// Where it serves metrics inside the env network, if it is instrumented.
+    fn instrumented(&self) -> Option<crate::env::Instrumented> {
+        let m = self.options.metrics_endpoint()?;
+        let port = self.inner.port(&m.port).ok()?;
+        Some(crate::env::Instrumented {
+            runnable: self.inner.name.clone(),
+            address: format!("{}:{port}", self.inner.container),
+            path: m.path.clone(),
+            scheme: m.scheme.clone(),
+        })
     }
 
     /// Whether the engine publishes the ports, rather than relays of this process.
     fn engine_publishes(&self) -> bool {
-        self.options.publish || !self.inner.env.inner.client.local() || crate::forward::publish_by_engine_asked()
+        self.options.publish || !self.inner.engine().containers_reachable() || crate::forward::publish_by_engine_asked()
     }
 
     /// Points a relay per port at the container at `ip` (the ones of a previous container are
@@ -570,57 +602,73 @@ impl Runnable {
         Ok(ports)
     }
 
-    async fn create_body(&self) -> Result<ContainerCreateBody> {
+    /// Creates the container; when the engine lacks its image, pulls it (with progress unless
+    /// `quiet`) and creates it then. Asking first would cost every start a round trip.
+    async fn create(&self, spec: &ContainerSpec, quiet: bool) -> Result<String> {
+        let engine = self.inner.engine();
+        let created = match engine.create_container(spec).await {
+            Err(e) if e.kind() == EngineErrorKind::NoSuchImage => {
+                crate::image::pull(engine, &spec.image, quiet).await?;
+                engine.create_container(spec).await
+            }
+            other => other,
+        };
+        created.map_err(|e| {
+            let context = match e.kind() {
+                EngineErrorKind::Conflict => format!(
+                    "creating container {:?}: a container with this name already exists and \
+                     belongs to no dead e2e run (remove it or use another env name)",
+                    spec.name
+                ),
+                _ => format!("creating container {:?} of runnable {:?} (image {:?})", spec.name, self.inner.name, spec.image),
+            };
+            Error::engine(context, e)
+        })
+    }
+
+    /// The container's spec: the start options, the env's network, directory and labels.
+    async fn spec(&self) -> Result<ContainerSpec> {
         let (inner, o) = (&self.inner, &*self.options);
         let env = &inner.env;
         let mut labels = env.labels();
         labels.insert(RUNNABLE_LABEL.to_string(), inner.name.clone());
-        let mut binds = vec![format!("{}:{INTERNAL_SHARED_DIR}", env.shared_dir().display())];
-        for (source, target, ro) in &o.volumes {
+        let mut mounts = vec![Mount {
+            source: MountSource::Host(env.shared_dir().display().to_string()),
+            target: INTERNAL_SHARED_DIR.to_string(),
+            read_only: false,
+        }];
+        for (source, target, read_only) in &o.volumes {
             let source = if source.starts_with('/') {
-                source.clone()
+                MountSource::Host(source.clone())
             } else {
                 let name = format!("{}-{source}", env.name());
-                env.inner.client.create_volume(&name, env.labels()).await?;
-                name
+                inner
+                    .engine()
+                    .create_volume(&name, &env.labels())
+                    .await
+                    .map_err(|e| Error::engine(format!("creating volume {name:?}"), e))?;
+                MountSource::Volume(name)
             };
-            binds.push(format!("{source}:{target}{}", if *ro { ":ro" } else { "" }));
+            mounts.push(Mount { source, target: target.clone(), read_only: *read_only });
         }
-        let publish = self.engine_publishes();
-        let port_bindings = inner
-            .ports
-            .iter()
-            .map(|(_, p)| {
-                let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
-                (format!("{p}/tcp"), Some(vec![binding]))
-            })
-            .collect();
-        let host_config = HostConfig {
-            binds: Some(binds),
-            port_bindings: publish.then_some(port_bindings),
-            network_mode: Some(env.inner.network_id.clone()),
-            init: Some(o.init),
-            privileged: Some(o.privileged),
-            cap_add: (!o.cap_add.is_empty()).then(|| o.cap_add.clone()),
-            memory: o.memory.map(|m| m as i64),
-            nano_cpus: o.cpus.map(|c| (c * 1e9) as i64),
-            ..Default::default()
-        };
-        let endpoint = EndpointSettings { aliases: Some(vec![inner.name.clone()]), ..Default::default() };
-        Ok(ContainerCreateBody {
-            image: Some(o.image.clone()),
-            cmd: o.command.clone(),
+        Ok(ContainerSpec {
+            name: inner.container.clone(),
+            image: o.image.clone(),
+            command: o.command.clone(),
             entrypoint: o.entrypoint.clone(),
-            env: Some(o.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            env: o.env.clone(),
             user: o.user.clone(),
-            labels: Some(labels),
             hostname: Some(inner.name.clone()),
-            exposed_ports: Some(inner.ports.iter().map(|(_, p)| format!("{p}/tcp")).collect()),
-            host_config: Some(host_config),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(env.inner.network_id.clone(), endpoint)])),
-            }),
-            ..Default::default()
+            labels,
+            mounts,
+            ports: inner.ports.iter().map(|(_, p)| *p).collect(),
+            publish_on: self.engine_publishes().then(|| "127.0.0.1".to_string()),
+            network: Some(env.inner.network.id.clone()),
+            aliases: vec![inner.name.clone()],
+            init: o.init,
+            privileged: o.privileged,
+            cap_add: o.cap_add.clone(),
+            limits: Limits { memory_bytes: o.memory, cpus: o.cpus },
         })
     }
 
@@ -639,6 +687,7 @@ impl Runnable {
             };
         };
         let mut exits = inner.exits.clone();
+        let mut lost = inner.env.inner.exits.lost();
         let started = Instant::now();
         let deadline = started + self.options.readiness_timeout;
         let quick = inner.quick();
@@ -648,7 +697,7 @@ impl Runnable {
             http: &inner.env.inner.http,
             logs: &inner.logs,
             logs_from: quick.logs_from,
-            runnable: self,
+            exec: self,
         };
         let mut backoff = Duration::from_millis(2);
         let mut last_error;
@@ -658,9 +707,14 @@ impl Runnable {
             if let Some(code) = exited {
                 return Err(self.exited(code).await);
             }
+            // Without the engine's events an exit would go unseen: say so rather than time out.
+            let events_lost = lost.borrow_and_update().clone();
+            if let Some(why) = events_lost {
+                return Err(Error::EventsLost { runnable: inner.name.clone(), detail: why });
+            }
             match probe.check(&target).await {
                 Ok(()) => return Ok(()),
-                Err(e) => last_error = e,
+                Err(e) => last_error = e.to_string(),
             }
             if Instant::now() >= deadline {
                 return Err(Error::NotReady {
@@ -679,6 +733,7 @@ impl Runnable {
             tokio::select! {
                 _ = tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))) => {}
                 _ = exits.changed() => {}
+                _ = lost.changed() => {}
                 _ = log_line => {}
             }
             backoff = (backoff * 3 / 2).min(MAX_CHECK_GAP);
@@ -687,7 +742,7 @@ impl Runnable {
 
     /// Addresses probes dial: the container's own when reachable, else the published port.
     fn probe_addresses(&self, quick: &Quick) -> HashMap<String, String> {
-        let direct = self.inner.env.inner.client.local();
+        let direct = self.inner.engine().containers_reachable();
         self.inner
             .ports
             .iter()
@@ -721,7 +776,7 @@ impl Runnable {
         match self.inner.quick().id {
             None => Ok(false),
             Some(_) if self.inner.env.is_closed() => Ok(false),
-            Some(id) => Ok(self.inner.env.inner.client.inspect(&id).await?.running),
+            Some(id) => self.inner.running(&id).await,
         }
     }
 
@@ -741,18 +796,27 @@ impl Runnable {
 
     async fn exec_inner(&self, command: Vec<String>, quiet: bool) -> Result<ExecOutput> {
         let id = self.inner.id("exec")?;
-        let client = &self.inner.env.inner.client;
-        if !client.inspect(&id).await?.running {
+        if !self.inner.running(&id).await? {
             return Err(Error::NotRunning { runnable: self.inner.name.clone(), operation: "exec" });
         }
         let name = &self.inner.name;
-        let (stdout, stderr, exit_code) = client
-            .exec(&id, command, |is_err, line| {
-                if !quiet {
-                    println!("{name} exec{}: {line}", if is_err { " (stderr)" } else { "" });
-                }
+        let mut on_line = |is_err: bool, line: &str| {
+            if !quiet {
+                println!("{name} exec{}: {line}", if is_err { " (stderr)" } else { "" });
+            }
+        };
+        let (mut stdout, mut stderr, mut lines) = (String::new(), String::new(), LineSplitter::default());
+        let exit_code = self
+            .inner
+            .engine()
+            .exec(&id, &command, &mut |out| {
+                let text = String::from_utf8_lossy(&out.bytes);
+                if out.stderr { stderr.push_str(&text) } else { stdout.push_str(&text) }
+                lines.push(out.stderr, &out.bytes, &mut on_line);
             })
-            .await?;
+            .await
+            .map_err(self.inner.failed(&format!("running {command:?} in")))?;
+        lines.flush(&mut on_line);
         Ok(ExecOutput { stdout, stderr, exit_code })
     }
 
@@ -760,8 +824,8 @@ impl Runnable {
     /// the stop timeout.
     pub async fn stop(&self) -> Result<()> {
         let id = self.inner.id("stop")?;
-        self.inner.env.inner.targets.set(&self.inner.container, None);
-        self.inner.env.inner.client.stop(&id, self.options.stop_timeout).await
+        self.inner.env.set_instrumented(&self.inner.container, None);
+        self.inner.engine().stop_container(&id, self.options.stop_timeout).await.map_err(self.inner.failed("stopping"))
     }
 
     /// Kills the container with SIGKILL.
@@ -772,39 +836,41 @@ impl Runnable {
     /// Sends a signal (`"SIGTERM"`, `"SIGHUP"`, `"9"`...) to the container's main process.
     pub async fn signal(&self, signal: &str) -> Result<()> {
         let id = self.inner.id("send a signal")?;
-        let client = &self.inner.env.inner.client;
-        if !client.inspect(&id).await?.running {
+        if !self.inner.running(&id).await? {
             return Err(Error::NotRunning { runnable: self.inner.name.clone(), operation: "send a signal" });
         }
-        client.kill(&id, signal).await
+        self.inner.engine().kill_container(&id, signal).await.map_err(self.inner.failed(&format!("sending {signal} to")))
     }
 
     /// Freezes every process of the container.
     pub async fn pause(&self) -> Result<()> {
         let id = self.inner.id("pause")?;
-        self.inner.env.inner.client.pause(&id).await
+        self.inner.engine().pause_container(&id).await.map_err(self.inner.failed("pausing"))
     }
 
     /// Thaws a paused container.
     pub async fn unpause(&self) -> Result<()> {
         let id = self.inner.id("unpause")?;
-        self.inner.env.inner.client.unpause(&id).await
+        self.inner.engine().unpause_container(&id).await.map_err(self.inner.failed("unpausing"))
     }
 
     /// Cuts the container off the env network (a network partition).
     pub async fn disconnect(&self) -> Result<()> {
         let id = self.inner.id("disconnect")?;
-        self.inner.env.inner.client.disconnect_network(&self.inner.env.inner.network_id, &id).await
+        let network = &self.inner.env.inner.network.id;
+        self.inner.engine().disconnect_network(network, &id).await.map_err(self.inner.failed("disconnecting from the network"))
     }
 
     /// Reconnects the container to the env network, under the same names.
     pub async fn reconnect(&self) -> Result<()> {
         let id = self.inner.id("reconnect")?;
-        let client = &self.inner.env.inner.client;
-        client
-            .connect_network(&self.inner.env.inner.network_id, &id, vec![self.inner.name.clone()])
-            .await?;
-        let ip = client.inspect(&id).await?.addresses.get(&self.inner.env.inner.network_name).cloned();
+        let (engine, network) = (self.inner.engine(), &self.inner.env.inner.network);
+        engine
+            .connect_network(&network.id, &id, std::slice::from_ref(&self.inner.name))
+            .await
+            .map_err(self.inner.failed("reconnecting to the network"))?;
+        let state = engine.inspect_container(&id).await.map_err(self.inner.failed("inspecting"))?;
+        let ip = state.addresses.get(&network.name).cloned();
         if !self.engine_publishes() {
             // The engine may give it another address: the host endpoints follow.
             let mut state = self.inner.state.lock().await;
@@ -815,10 +881,16 @@ impl Runnable {
     }
 }
 
+impl crate::probe::Exec for Runnable {
+    fn exec(&self, command: Vec<String>) -> futures_util::future::BoxFuture<'_, std::result::Result<i64, String>> {
+        Box::pin(async move { self.exec_quiet(command).await.map(|o| o.exit_code).map_err(|e| e.to_string()) })
+    }
+}
+
 /// Streams a container's output into its log buffer and, unless quiet, the test output.
 /// Every line also goes to `file`, whole, for the record kept on failure.
 async fn follow_logs(
-    client: crate::docker::Client,
+    engine: Arc<dyn Engine>,
     id: String,
     name: String,
     logs: Arc<LogBuffer>,
@@ -826,7 +898,7 @@ async fn follow_logs(
     quiet: bool,
 ) {
     use std::io::Write;
-    let mut stream = Box::pin(client.logs(&id));
+    let mut stream = engine.logs(&id);
     let mut lines = LineSplitter::default();
     let mut record = file
         .parent()
@@ -842,18 +914,19 @@ async fn follow_logs(
         }
         logs.push(line);
     };
-    while let Some(Ok((is_err, bytes))) = stream.next().await {
-        lines.push(is_err, &bytes, &mut on_line);
+    while let Some(Ok(out)) = stream.next().await {
+        lines.push(out.stderr, &out.bytes, &mut on_line);
     }
     lines.flush(&mut on_line);
 }
 
-/// Starts all these runnables and waits until each is ready, in parallel. The first error is
-/// returned once every one has finished starting or failed.
+/// Starts all these runnables and waits until each is ready, in parallel. Once every one has
+/// finished starting or failed, every failure is returned: the error itself for one,
+/// [`Error::Many`] for several.
 pub async fn start_and_wait_ready<'a, I>(runnables: I) -> Result<()>
 where
     I: IntoIterator<Item = &'a Runnable>,
 {
     let all = runnables.into_iter().map(|r| r.start_and_wait_ready());
-    futures_util::future::join_all(all).await.into_iter().collect()
+    Error::all(futures_util::future::join_all(all).await.into_iter().filter_map(|r| r.err()).collect())
 }

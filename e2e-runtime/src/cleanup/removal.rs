@@ -1,0 +1,148 @@
+//! Removing a run's resources: one env of one run, every env of a run, and what dead runs left
+//! under an env name. Removal is by label, so it finds what a crashed creator never recorded.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::cleanup::netpool::{self, Network, POOL_ENV};
+use crate::engine::{Engine, ResourceKind, Selector};
+use crate::error::{Error, Result};
+use crate::owner::{self, Owner, ENV_LABEL, OWNER_LABEL};
+
+/// Every failure of a removal, not only the first: one error naming them all.
+#[derive(Debug, Default)]
+pub(crate) struct Failures(Vec<Error>);
+
+impl Failures {
+    pub fn add(&mut self, result: Result<()>) {
+        if let Err(e) = result {
+            self.0.push(e);
+        }
+    }
+
+    pub fn into_result(self) -> Result<()> {
+        Error::all(self.0)
+    }
+}
+
+/// Removes the containers, volumes and networks of run `owner` in env `env`, plus the network
+/// `extra` when given (the env's pooled network, which carries no env label).
+pub(crate) async fn remove_run(engine: &dyn Engine, env: &str, owner: &Owner, extra: Option<&str>) -> Result<()> {
+    let selector = Selector::managed().env(env).owner(owner);
+    let containers = engine.list(ResourceKind::Container, &selector).await.map_err(|e| listing(ResourceKind::Container, e))?;
+    let removals = containers.iter().map(|c| async move {
+        engine.remove_container(&c.id).await.map_err(|e| Error::engine(format!("removing container {}", crate::engine::short_id(&c.id)), e))
+    });
+    let mut failures = Failures::default();
+    for r in futures_util::future::join_all(removals).await {
+        failures.add(r);
+    }
+    let (volumes, networks) =
+        tokio::join!(engine.list(ResourceKind::Volume, &selector), engine.list(ResourceKind::Network, &selector));
+    for v in volumes.map_err(|e| listing(ResourceKind::Volume, e))? {
+        failures.add(engine.remove_volume(&v.id).await.map_err(|e| Error::engine(format!("removing volume {:?}", v.id), e)));
+    }
+    let mut networks: Vec<String> = networks.map_err(|e| listing(ResourceKind::Network, e))?.into_iter().map(|n| n.id).collect();
+    if let Some(extra) = extra {
+        if !networks.iter().any(|n| n == extra) {
+            networks.push(extra.to_string());
+        }
+    }
+    for n in networks {
+        failures.add(netpool::remove_network(engine, &n, netpool::PHANTOM_GRACE).await);
+    }
+    failures.into_result()
+}
+
+/// Removes this run's env `env` and gives its network back to the process's pool (or removes
+/// the network, if a container could not be removed: a later env must not meet it).
+pub(crate) async fn remove_env(engine: &dyn Engine, env: &str, network: Network) -> Result<()> {
+    match remove_run(engine, env, owner::current(), None).await {
+        Ok(()) => {
+            netpool::put_back(engine, network);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = netpool::remove_network(engine, &network.id, netpool::PHANTOM_GRACE).await;
+            Err(e)
+        }
+    }
+}
+
+/// Removes what dead runs left under env name `env` (any owner but this run), and every dead
+/// run's directory. A live run's resources are never touched: one of another host sharing the
+/// engine is an [`Error::EnvInUse`].
+pub(crate) async fn sweep_dead(engine: &dyn Engine, env: &str) -> Result<()> {
+    let selector = &Selector::managed().env(env);
+    let kinds = [ResourceKind::Container, ResourceKind::Volume, ResourceKind::Network];
+    let lists = kinds.map(|kind| async move { engine.list(kind, selector).await.map_err(|e| listing(kind, e)) });
+    let mut dead = HashSet::new();
+    for found in futures_util::future::try_join_all(lists).await?.into_iter().flatten() {
+        let label = found.labels.get(OWNER_LABEL).cloned().unwrap_or_default();
+        match Owner::parse(&label) {
+            Some(o) if &o == owner::current() => {}
+            Some(o) if o.is_dead() => {
+                dead.insert(o);
+            }
+            // Only possible for another host sharing the engine (or a label of another
+            // version): this host's live runs of this env name are excluded by the env lock.
+            _ => return Err(Error::EnvInUse { env: env.to_string(), owner: label }),
+        }
+    }
+    for o in dead {
+        eprintln!("e2e: removing resources of env {env:?} left by dead run {o}");
+        // What cannot be removed (an engine that keeps a phantom endpoint on a network) must not
+        // make the env name unusable: this run works beside it, under other names.
+        if let Err(e) = remove_run(engine, env, &o, None).await {
+            eprintln!("e2e: could not remove everything dead run {o} left in env {env:?}: {e}");
+        }
+    }
+    crate::paths::remove_dead_run_dirs();
+    Ok(())
+}
+
+/// Removes every container, volume and network of run `owner` but those of the envs in `kept`,
+/// and its directories. Creations still in flight (the run's other threads, or requests the
+/// engine had not finished when the run died) land after a listing: it passes again after a
+/// pause until a pass finds nothing. Returns how many envs it removed.
+pub(crate) async fn remove_owned(engine: &dyn Engine, owner: &Owner, kept: &HashSet<String>) -> Result<usize> {
+    const PASSES: usize = 10;
+    let selector = Selector::managed().owner(owner);
+    let mut removed = HashSet::new();
+    let mut pool_left = false;
+    let mut last = Ok(());
+    for pass in 0..PASSES {
+        let mut envs = HashSet::new();
+        for kind in [ResourceKind::Container, ResourceKind::Volume, ResourceKind::Network] {
+            for found in engine.list(kind, &selector).await.map_err(|e| listing(kind, e))? {
+                if let Some(env) = found.labels.get(ENV_LABEL) {
+                    if !kept.contains(env) && env != POOL_ENV {
+                        envs.insert(env.clone());
+                    }
+                }
+            }
+        }
+        if envs.is_empty() && !pool_left && pass > 0 {
+            last = Ok(());
+            break;
+        }
+        let mut failures = Failures::default();
+        for env in envs {
+            failures.add(remove_run(engine, &env, owner, None).await);
+            removed.insert(env);
+        }
+        // Then the run's pooled networks that no container uses any more: one still in use
+        // serves a kept env.
+        let pool = netpool::remove_unused(engine, owner).await;
+        pool_left = pool.is_err();
+        failures.add(pool);
+        last = failures.into_result();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    crate::paths::remove_run_dirs(owner, kept);
+    last.map(|()| removed.len())
+}
+
+fn listing(kind: ResourceKind, e: crate::engine::EngineError) -> Error {
+    Error::engine(format!("listing the framework's {kind}s"), e)
+}

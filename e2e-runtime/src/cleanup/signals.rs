@@ -1,0 +1,59 @@
+//! The process hooks of a run: on SIGINT / SIGTERM a handler thread removes every resource of
+//! this run, then the process dies of the signal as it would have; at a normal exit the
+//! background removals finish, then the networks they gave back to the pool are removed.
+
+use std::collections::HashSet;
+
+/// Installs the signal handler and the exit hook.
+pub(crate) fn install() {
+    install_signal_handler();
+    // SAFETY: registering a plain `extern "C"` function.
+    unsafe { libc::atexit(at_exit) };
+}
+
+extern "C" fn at_exit() {
+    crate::cleanup::reaper::wait_at_exit();
+    let removed = crate::cleanup::session::block_on(None, |engine| {
+        Box::pin(async move { crate::cleanup::netpool::remove_idle(&*engine).await })
+    });
+    if let Err(e) = removed {
+        eprintln!("e2e: removing this run's idle networks at exit failed ({e}); the watchdog removes them");
+    }
+}
+
+fn install_signal_handler() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("e2e: cannot handle SIGINT/SIGTERM ({e}); the watchdog will clean up instead");
+            return;
+        }
+    };
+    std::thread::Builder::new()
+        .name("e2e-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+                eprintln!("e2e: {name} received: removing this run's containers, networks and volumes");
+                match remove_this_run() {
+                    Ok(n) => eprintln!("e2e: removed the resources of {n} env(s)"),
+                    Err(e) => eprintln!("e2e: cleanup after {name} failed: {e}"),
+                }
+                // Die of the signal, as the process would have without us.
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
+                std::process::exit(128 + signal);
+            }
+        })
+        .expect("a thread can be spawned");
+}
+
+/// Removes every resource of this run but those of kept envs.
+fn remove_this_run() -> crate::Result<usize> {
+    let kept: HashSet<String> = crate::cleanup::watchdog::kept();
+    crate::cleanup::session::block_on(None, move |engine| {
+        Box::pin(async move {
+            crate::cleanup::removal::remove_owned(&*engine, crate::owner::current(), &kept).await
+        })
+    })
+}

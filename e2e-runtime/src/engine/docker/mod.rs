@@ -1,0 +1,195 @@
+//! The engine on Docker, through bollard: the only code of the framework that names bollard.
+//! One file per resource; this one connects and turns bollard's errors into the engine's.
+
+use std::time::Duration;
+
+use futures_util::stream::BoxStream;
+
+use super::{
+    ContainerSpec, ContainerState, Engine, EngineError, EngineErrorKind, EngineResult, Event, Found, ImageBuild,
+    ImageInfo, ImageRef, Labels, NetworkState, Output, ResourceKind, Selector, Usage,
+};
+
+mod containers;
+mod events;
+mod exec;
+mod images;
+mod networks;
+mod volumes;
+
+/// A connected Docker engine. Its connections live on the tokio runtime it was connected on.
+#[derive(Clone, Debug)]
+pub(crate) struct Docker {
+    api: bollard::Docker,
+    address: String,
+    /// Containers' own addresses are reachable from this process (a local engine on Linux).
+    local: bool,
+}
+
+impl Docker {
+    /// Connects as `DOCKER_HOST` says (the local socket by default) and checks the engine
+    /// answers. The error names the address tried.
+    pub async fn connect() -> Result<Docker, (String, EngineError)> {
+        let address = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+        let fail = |e: EngineError| (address.clone(), e);
+        let api = bollard::Docker::connect_with_defaults().map_err(|e| fail(unavailable(e)))?;
+        // The engines met here refuse API versions above theirs (1.41 on Docker 20.10): agree
+        // on the lower of the two.
+        let timed_out = || fail(EngineError::new(EngineErrorKind::Timeout, None, "no answer within 10 s"));
+        let api = tokio::time::timeout(Duration::from_secs(10), api.negotiate_version())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| fail(unavailable(e)))?;
+        tokio::time::timeout(Duration::from_secs(10), api.ping())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| fail(unavailable(e)))?;
+        let local = cfg!(target_os = "linux") && address.starts_with("unix://");
+        Ok(Docker { api, address, local })
+    }
+}
+
+/// A failure to connect is the engine being unavailable, whatever bollard calls it.
+fn unavailable(e: bollard::errors::Error) -> EngineError {
+    let mut error = engine_error(e);
+    if error.status().is_none() {
+        error = EngineError::new(EngineErrorKind::Unavailable, None, error.message());
+    }
+    error
+}
+
+/// The engine's error, by kind.
+pub(super) fn engine_error(e: bollard::errors::Error) -> EngineError {
+    use bollard::errors::Error as B;
+    match e {
+        B::DockerResponseServerError { status_code, message } => {
+            let kind = match status_code {
+                404 if message.contains("No such image") => EngineErrorKind::NoSuchImage,
+                404 => EngineErrorKind::NotFound,
+                409 => EngineErrorKind::Conflict,
+                400 => EngineErrorKind::BadRequest,
+                // Docker 20.10 answers 403 "has active endpoints" (sometimes for endpoints of
+                // containers that are gone: a phantom).
+                _ if message.contains("active endpoints") => EngineErrorKind::InUse,
+                _ => EngineErrorKind::Other,
+            };
+            EngineError::new(kind, Some(status_code), message)
+        }
+        B::DockerStreamError { error } => EngineError::new(EngineErrorKind::Other, None, error),
+        B::RequestTimeoutError => EngineError::new(EngineErrorKind::Timeout, None, "the engine did not answer in time"),
+        e @ (B::IOError { .. }
+        | B::HyperResponseError { .. }
+        | B::HyperLegacyError { .. }
+        | B::HttpClientError { .. }
+        | B::SocketNotFoundError(_)) => EngineError::new(EngineErrorKind::Unavailable, None, error_chain(&e)),
+        other => EngineError::new(EngineErrorKind::Other, None, error_chain(&other)),
+    }
+}
+
+use crate::engine::error_chain;
+
+/// Gone already counts as done.
+fn gone_is_ok(result: Result<(), bollard::errors::Error>) -> EngineResult<()> {
+    match result.map_err(engine_error) {
+        Err(e) if e.kind() == EngineErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// bollard's label filter for a selector.
+fn label_filters(selector: &Selector) -> std::collections::HashMap<String, Vec<String>> {
+    std::collections::HashMap::from([("label".to_string(), selector.terms().collect())])
+}
+
+fn labels_of(labels: Option<std::collections::HashMap<String, String>>) -> Labels {
+    labels.unwrap_or_default().into_iter().collect()
+}
+
+#[async_trait::async_trait]
+impl Engine for Docker {
+    fn address(&self) -> &str {
+        &self.address
+    }
+    fn containers_reachable(&self) -> bool {
+        self.local
+    }
+    async fn create_container(&self, spec: &ContainerSpec) -> EngineResult<String> {
+        self.create(spec).await
+    }
+    async fn start_container(&self, id: &str) -> EngineResult<()> {
+        self.api.start_container(id, None).await.map_err(engine_error)
+    }
+    async fn inspect_container(&self, id: &str) -> EngineResult<ContainerState> {
+        self.inspect(id).await
+    }
+    async fn stop_container(&self, id: &str, timeout: Duration) -> EngineResult<()> {
+        self.stop(id, timeout).await
+    }
+    async fn kill_container(&self, id: &str, signal: &str) -> EngineResult<()> {
+        self.kill(id, signal).await
+    }
+    async fn pause_container(&self, id: &str) -> EngineResult<()> {
+        self.api.pause_container(id).await.map_err(engine_error)
+    }
+    async fn unpause_container(&self, id: &str) -> EngineResult<()> {
+        self.api.unpause_container(id).await.map_err(engine_error)
+    }
+    async fn remove_container(&self, id: &str) -> EngineResult<()> {
+        self.remove(id).await
+    }
+    fn logs(&self, id: &str) -> BoxStream<'static, EngineResult<Output>> {
+        self.follow_logs(id)
+    }
+    async fn usage(&self, id: &str) -> EngineResult<Usage> {
+        self.stats(id).await
+    }
+    async fn exec(&self, id: &str, command: &[String], output: &mut (dyn FnMut(Output) + Send)) -> EngineResult<i64> {
+        self.run(id, command, output).await
+    }
+    async fn create_network(&self, name: &str, labels: &Labels) -> EngineResult<String> {
+        self.new_network(name, labels).await
+    }
+    async fn network_exists(&self, name: &str) -> EngineResult<bool> {
+        self.network_named(name).await
+    }
+    async fn inspect_network(&self, id: &str) -> EngineResult<NetworkState> {
+        self.network_state(id).await
+    }
+    async fn remove_network(&self, id: &str) -> EngineResult<()> {
+        gone_is_ok(self.api.remove_network(id).await)
+    }
+    async fn connect_network(&self, network: &str, container: &str, aliases: &[String]) -> EngineResult<()> {
+        self.attach(network, container, aliases).await
+    }
+    async fn disconnect_network(&self, network: &str, container: &str) -> EngineResult<()> {
+        self.detach(network, container).await
+    }
+    async fn create_volume(&self, name: &str, labels: &Labels) -> EngineResult<()> {
+        self.new_volume(name, labels).await
+    }
+    async fn remove_volume(&self, name: &str) -> EngineResult<()> {
+        self.drop_volume(name).await
+    }
+    async fn list(&self, kind: ResourceKind, selector: &Selector) -> EngineResult<Vec<Found>> {
+        match kind {
+            ResourceKind::Container => self.list_containers(selector).await,
+            ResourceKind::Network => self.list_networks(selector).await,
+            ResourceKind::Volume => self.list_volumes(selector).await,
+        }
+    }
+    fn container_events(&self, selector: &Selector, since: Option<i64>) -> BoxStream<'static, EngineResult<Event>> {
+        self.events(selector, since)
+    }
+    async fn image(&self, reference: &str) -> EngineResult<Option<ImageInfo>> {
+        self.image_info(reference).await
+    }
+    async fn pull_image(&self, reference: &ImageRef, progress: &mut (dyn for<'s> FnMut(&'s str) + Send)) -> EngineResult<()> {
+        self.pull(reference, progress).await
+    }
+    async fn build_image(&self, build: &ImageBuild, output: &mut (dyn for<'s> FnMut(&'s str) + Send)) -> EngineResult<()> {
+        self.build(build, output).await
+    }
+}

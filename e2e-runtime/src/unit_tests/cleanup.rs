@@ -1,0 +1,206 @@
+//! Cleanup: closing envs, the network pool, sweeps of dead runs, removal of a whole run.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::{env, IMAGE};
+use crate::cleanup::{netpool, removal};
+use crate::engine::fake::Fake;
+use crate::engine::{EngineErrorKind, Labels, ResourceKind};
+use crate::env::Env;
+use crate::error::Error;
+use crate::owner::{self, Owner, ENV_LABEL, MANAGED_LABEL, OWNER_LABEL};
+use crate::StartOptions;
+
+fn labels(env: &str, owner: &str) -> Labels {
+    Labels::from([
+        (MANAGED_LABEL.to_string(), "true".to_string()),
+        (ENV_LABEL.to_string(), env.to_string()),
+        (OWNER_LABEL.to_string(), owner.to_string()),
+    ])
+}
+
+/// An owner label of this host whose process is gone.
+fn dead_owner() -> String {
+    let me = owner::current().to_string();
+    let (rest, _) = me.rsplit_once('/').unwrap();
+    let (host, _) = rest.rsplit_once('/').unwrap();
+    format!("{host}/99999999/1")
+}
+
+#[tokio::test]
+async fn close_removes_containers_and_volumes_and_pools_the_network() {
+    let (fake, env) = env("u_close").await;
+    let a = env.runnable("a").init(StartOptions::new(IMAGE).volume("data", "/data"));
+    let b = env.runnable("b").init(StartOptions::new(IMAGE));
+    crate::start_and_wait_ready([&a, &b]).await.unwrap();
+    assert_eq!(fake.containers().len(), 2);
+    let network = env.network_name().to_string();
+    let dir = env.shared_dir().to_path_buf();
+    assert!(dir.exists());
+    env.close().await.unwrap();
+    assert!(fake.containers().is_empty() && fake.volumes().is_empty());
+    assert!(!dir.exists(), "the env's directory is removed");
+    assert_eq!(fake.networks(), [network.clone()], "the network stays, for the next env");
+    assert!(netpool::idle_on(&*fake).iter().any(|n| n.name == network));
+    // Idempotent.
+    env.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_next_env_of_the_process_takes_the_pooled_network() {
+    let fake = Fake::new();
+    fake.image(IMAGE);
+    let first = Env::on(fake.clone(), "u_pool_a").await.unwrap();
+    let network = first.network_name().to_string();
+    first.close().await.unwrap();
+    let second = Env::on(fake.clone(), "u_pool_b").await.unwrap();
+    assert_eq!(second.network_name(), network);
+    second.close().await.unwrap();
+    let creates = fake.calls().iter().filter(|c| c.starts_with("create_network")).count();
+    assert_eq!(creates, 1);
+    netpool::remove_idle(&*fake).await.unwrap();
+    assert!(fake.networks().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_removal_is_reported_and_the_network_is_not_pooled() {
+    let (fake, env) = env("u_close_fail").await;
+    let a = env.runnable("a").init(StartOptions::new(IMAGE));
+    let b = env.runnable("b").init(StartOptions::new(IMAGE));
+    crate::start_and_wait_ready([&a, &b]).await.unwrap();
+    fake.fail_next("remove_container", EngineErrorKind::Other);
+    fake.fail_next("remove_container", EngineErrorKind::Unavailable);
+    let e = env.close().await.unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Many { ref errors } if errors.len() == 2), "both failures: {msg}");
+    assert!(netpool::idle_on(&*fake).is_empty(), "a network that may still hold a container is not reused");
+}
+
+#[tokio::test]
+async fn a_dead_runs_leftovers_are_swept_by_the_next_env_of_its_name() {
+    let fake = Fake::new();
+    fake.image(IMAGE);
+    let dead = dead_owner();
+    fake.foreign_container("u_sweep-old", labels("u_sweep", &dead), true);
+    fake.foreign(ResourceKind::Volume, "u_sweep-vol", labels("u_sweep", &dead));
+    // Another env's and a foreign tool's resources are never touched.
+    fake.foreign_container("other-x", labels("u_other", &dead), false);
+    fake.foreign_container("u_sweep-mine", Labels::new(), false);
+    let env = Env::on(fake.clone(), "u_sweep").await.unwrap();
+    let names: Vec<String> = fake.containers().into_keys().collect();
+    assert_eq!(names, ["other-x", "u_sweep-mine"]);
+    assert!(fake.volumes().is_empty());
+    env.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_live_run_of_another_host_makes_the_env_name_in_use() {
+    let fake = Fake::new();
+    fake.foreign_container("u_in_use-x", labels("u_in_use", "elsewhere/abcd0123/42/7"), true);
+    let e = Env::on(fake.clone(), "u_in_use").await.unwrap_err();
+    assert!(matches!(e, Error::EnvInUse { ref owner, .. } if owner == "elsewhere/abcd0123/42/7"), "{e}");
+    assert_eq!(fake.containers().len(), 1, "left alone");
+}
+
+#[tokio::test]
+async fn remove_owned_removes_every_env_of_a_run_but_the_kept_ones() {
+    let fake = Fake::new();
+    let dead = dead_owner();
+    for env in ["u_ro_a", "u_ro_b", "u_ro_kept"] {
+        fake.foreign_container(&format!("{env}-x"), labels(env, &dead), true);
+    }
+    let pool = Labels::from([
+        (MANAGED_LABEL.to_string(), "true".to_string()),
+        (ENV_LABEL.to_string(), netpool::POOL_ENV.to_string()),
+        (OWNER_LABEL.to_string(), dead.clone()),
+    ]);
+    fake.foreign(ResourceKind::Network, "e2e-1-1", pool);
+    let kept = HashSet::from(["u_ro_kept".to_string()]);
+    let owner = Owner::parse(&dead).unwrap();
+    let removed = removal::remove_owned(&*fake, &owner, &kept).await.unwrap();
+    assert_eq!(removed, 2);
+    assert_eq!(fake.containers().into_keys().collect::<Vec<_>>(), ["u_ro_kept-x"]);
+    assert!(fake.networks().is_empty(), "the run's idle pooled network goes too");
+}
+
+#[tokio::test]
+async fn removal_reports_every_failure_not_the_first() {
+    let fake = Fake::new();
+    let me = owner::current().to_string();
+    for n in ["u_rm-a", "u_rm-b", "u_rm-c"] {
+        fake.foreign_container(n, labels("u_rm", &me), true);
+    }
+    fake.fail_next("remove_container", EngineErrorKind::Other);
+    fake.fail_next("remove_container", EngineErrorKind::Timeout);
+    let e = removal::remove_run(&*fake, "u_rm", owner::current(), None).await.unwrap_err();
+    assert!(matches!(e, Error::Many { ref errors } if errors.len() == 2), "{e}");
+    assert_eq!(fake.containers().len(), 2, "the third was removed");
+}
+
+#[tokio::test]
+async fn a_phantom_endpoint_is_retried_then_reported_as_what_it_is() {
+    let fake = Fake::new();
+    let id = fake.foreign(ResourceKind::Network, "u-phantom", Labels::new());
+    fake.phantom_endpoint("u-phantom", 2);
+    netpool::remove_network(&*fake, &id, Duration::from_secs(2)).await.unwrap();
+    assert!(fake.networks().is_empty(), "retried through the phantom");
+
+    let id = fake.foreign(ResourceKind::Network, "u-phantom2", Labels::new());
+    fake.phantom_endpoint("u-phantom2", 1000);
+    let e = netpool::remove_network(&*fake, &id, Duration::ZERO).await.unwrap_err();
+    assert_eq!(e.engine_kind(), Some(EngineErrorKind::InUse));
+    assert!(e.to_string().contains("phantom endpoint") && e.to_string().contains("no container is attached"), "{e}");
+}
+
+#[tokio::test]
+async fn pooled_networks_in_use_are_left_to_their_env() {
+    let (fake, env) = env("u_pool_busy").await;
+    let r = env.runnable("a").init(StartOptions::new(IMAGE));
+    r.start().await.unwrap();
+    netpool::remove_unused(&*fake, owner::current()).await.unwrap();
+    assert!(fake.networks().contains(&env.network_name().to_string()), "a container uses it");
+    env.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_kept_env_is_removed_by_nothing() {
+    let (fake, env) = env("u_kept").await;
+    env.runnable("a").init(StartOptions::new(IMAGE)).start().await.unwrap();
+    let how = env.keep();
+    assert!(how.contains("docker rm -fv") && how.contains(env.network_name()), "{how}");
+    env.close().await.unwrap();
+    assert_eq!(fake.containers().len(), 1);
+    drop(env);
+    assert_eq!(fake.containers().len(), 1, "nor by drop");
+}
+
+#[tokio::test]
+async fn close_in_background_frees_the_name_once_removed() {
+    let (fake, env) = env("u_background").await;
+    env.runnable("a").init(StartOptions::new(IMAGE)).start().await.unwrap();
+    env.close_in_background().await;
+    assert!(env.is_closed());
+    // The name's lock is released by the removal: taking it again waits for it.
+    let again = tokio::time::timeout(Duration::from_secs(10), Env::on(fake.clone(), "u_background")).await;
+    let again = again.expect("the lock is released").unwrap();
+    assert!(fake.containers().is_empty(), "gone before the name is free");
+    again.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn describe_reports_state_exit_code_and_last_lines() {
+    let (fake, env) = env("u_describe").await;
+    let b = crate::engine::fake::Behaviour { lines: vec![(true, "boom".into())], exits_with: Some(4), ..Default::default() };
+    fake.image("fake/d:1").behaviour("fake/d:1", b);
+    let r = env.runnable("svc").init(StartOptions::new("fake/d:1").quiet(true));
+    let idle = env.runnable("idle").init(StartOptions::new(IMAGE));
+    r.start().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = env.describe().await;
+    assert!(report.contains("2 runnable(s)"), "{report}");
+    assert!(report.contains("- svc [u_describe-svc]: exited (exit code 4)\n    | boom"), "{report}");
+    assert!(report.contains("- idle [u_describe-idle]: not started"), "{report}");
+    drop(idle);
+    env.close().await.unwrap();
+}
