@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 
+pub use crate::error::WaitFailure;
 use crate::error::{Error, Result};
 use crate::runnable::Runnable;
 
@@ -912,50 +913,6 @@ async fn attempt(
 /// Whether a wait goes on after this error: the runnable may yet be started, or answer.
 fn retried(e: &Error) -> bool {
     matches!(e, Error::MetricsFetch { .. } | Error::NotStarted { .. } | Error::NotRunning { .. })
-}
-
-/// What a metrics wait that reached its deadline waited for and saw last
-/// ([`Error::MetricsWait`]).
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct WaitFailure {
-    /// The runnables scraped (several for a composite).
-    pub runnables: Vec<String>,
-    /// The metric names.
-    pub metrics: Vec<String>,
-    /// The label matchers, as `{a="b",c=~"d"}`, or empty.
-    pub matchers: String,
-    /// What was waited for, as `satisfy greater(5)` or `be removed`.
-    pub goal: String,
-    /// How long it was waited for.
-    pub waited: Duration,
-    /// The sums of the last successful scrape, if any.
-    pub last_values: Option<Vec<f64>>,
-    /// The last error met while scraping, if any.
-    pub last_error: Option<String>,
-}
-
-impl fmt::Display for WaitFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let quoted = |names: &[String]| names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
-        let plural = |n: usize| if n == 1 { "" } else { "s" };
-        let waited = humantime::format_duration(Duration::from_millis(self.waited.as_millis() as u64));
-        let values = match &self.last_values {
-            Some(v) => format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")),
-            None => "none".into(),
-        };
-        write!(
-            f,
-            "runnable{} {}: waited {waited} for metric{} {}{} to {}; last values: {values}; last error: {}",
-            plural(self.runnables.len()),
-            quoted(&self.runnables),
-            plural(self.metrics.len()),
-            quoted(&self.metrics),
-            self.matchers,
-            self.goal,
-            self.last_error.as_deref().unwrap_or("none"),
-        )
-    }
 }
 
 #[cfg(test)]
