@@ -1,4 +1,5 @@
-//! The metrics methods of a runnable and of a composite of several.
+//! The metrics methods of a runnable and of a composite of several: both are those of
+//! [`Targets`], so each exists once.
 
 use super::comparators::Comparator;
 use super::to_names;
@@ -6,7 +7,47 @@ use super::wait::{sum_over, wait, waiting, Goal, MetricsOptions};
 use crate::error::Result;
 use crate::runnable::Runnable;
 
+/// The runnables one metrics call scrapes: a runnable alone, or a composite's.
+#[derive(Clone, Copy)]
+struct Targets<'a>(&'a [Runnable]);
+
+impl Targets<'_> {
+    async fn sum_metrics_with(self, names: &[String], options: &MetricsOptions) -> Result<Vec<f64>> {
+        options.check()?;
+        sum_over(self.0, names, options).await
+    }
+
+    async fn wait_sum_metrics_with(
+        self,
+        comparator: &Comparator,
+        names: &[String],
+        options: &MetricsOptions,
+    ) -> Result<()> {
+        wait(self.0, names, Goal::Holds(comparator), options).await
+    }
+
+    async fn wait_removed_metric_with(self, name: &str, options: &MetricsOptions) -> Result<()> {
+        wait(self.0, &[name.to_string()], Goal::Removed, options).await
+    }
+
+    async fn sum_metrics(self, names: &[String]) -> Result<Vec<f64>> {
+        self.sum_metrics_with(names, &MetricsOptions::default()).await
+    }
+
+    async fn wait_sum_metrics(self, comparator: &Comparator, names: &[String]) -> Result<()> {
+        self.wait_sum_metrics_with(comparator, names, &waiting()).await
+    }
+
+    async fn wait_removed_metric(self, name: &str) -> Result<()> {
+        self.wait_removed_metric_with(name, &MetricsOptions::default()).await
+    }
+}
+
 impl Runnable {
+    fn metrics_targets(&self) -> Targets<'_> {
+        Targets(std::slice::from_ref(self))
+    }
+
     /// The sum of each metric, in the order of `names` (see the [module docs](crate::metrics)
     /// for how each type sums). A missing metric is an error unless the options skip it.
     pub async fn sum_metrics_with<I>(&self, names: I, options: &MetricsOptions) -> Result<Vec<f64>>
@@ -14,8 +55,7 @@ impl Runnable {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        options.check()?;
-        sum_over(std::slice::from_ref(self), &to_names(names), options).await
+        self.metrics_targets().sum_metrics_with(&to_names(names), options).await
     }
 
     /// Waits until the comparator holds for the sums of these metrics. Scrape failures (a
@@ -28,13 +68,13 @@ impl Runnable {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        wait(std::slice::from_ref(self), &to_names(names), Goal::Holds(&comparator), &options).await
+        self.metrics_targets().wait_sum_metrics_with(&comparator, &to_names(names), &options).await
     }
 
     /// Waits until the runnable no longer exposes a series of the metric that the options'
     /// matchers select. Scrape failures are retried until the deadline.
     pub async fn wait_removed_metric_with(&self, name: &str, options: MetricsOptions) -> Result<()> {
-        wait(std::slice::from_ref(self), &[name.to_string()], Goal::Removed, &options).await
+        self.metrics_targets().wait_removed_metric_with(name, &options).await
     }
 
     /// [`sum_metrics_with`](Self::sum_metrics_with) with the default options.
@@ -43,7 +83,7 @@ impl Runnable {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.sum_metrics_with(names, &MetricsOptions::default()).await
+        self.metrics_targets().sum_metrics(&to_names(names)).await
     }
 
     /// [`wait_sum_metrics_with`](Self::wait_sum_metrics_with) with the default options, except
@@ -54,12 +94,12 @@ impl Runnable {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.wait_sum_metrics_with(comparator, names, waiting()).await
+        self.metrics_targets().wait_sum_metrics(&comparator, &to_names(names)).await
     }
 
     /// [`wait_removed_metric_with`](Self::wait_removed_metric_with) with the default options.
     pub async fn wait_removed_metric(&self, name: &str) -> Result<()> {
-        self.wait_removed_metric_with(name, MetricsOptions::default()).await
+        self.metrics_targets().wait_removed_metric(name).await
     }
 }
 
@@ -86,14 +126,17 @@ impl Composite {
         &self.runnables
     }
 
+    fn metrics_targets(&self) -> Targets<'_> {
+        Targets(&self.runnables)
+    }
+
     /// The sum of each metric over every runnable, in the order of `names`.
     pub async fn sum_metrics_with<I>(&self, names: I, options: &MetricsOptions) -> Result<Vec<f64>>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        options.check()?;
-        sum_over(&self.runnables, &to_names(names), options).await
+        self.metrics_targets().sum_metrics_with(&to_names(names), options).await
     }
 
     /// Like [`Runnable::wait_sum_metrics_with`], on sums over every runnable.
@@ -102,12 +145,12 @@ impl Composite {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        wait(&self.runnables, &to_names(names), Goal::Holds(&comparator), &options).await
+        self.metrics_targets().wait_sum_metrics_with(&comparator, &to_names(names), &options).await
     }
 
     /// Waits until no runnable exposes a selected series of the metric.
     pub async fn wait_removed_metric_with(&self, name: &str, options: MetricsOptions) -> Result<()> {
-        wait(&self.runnables, &[name.to_string()], Goal::Removed, &options).await
+        self.metrics_targets().wait_removed_metric_with(name, &options).await
     }
 
     /// [`sum_metrics_with`](Self::sum_metrics_with) with the default options.
@@ -116,23 +159,21 @@ impl Composite {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.sum_metrics_with(names, &MetricsOptions::default()).await
+        self.metrics_targets().sum_metrics(&to_names(names)).await
     }
 
     /// [`wait_sum_metrics_with`](Self::wait_sum_metrics_with) with the default options, except
-    /// that a metric not exposed yet is waited for (a counter often has no series until its
-    /// first increment): a wait is meant to wait.
+    /// that a metric not exposed yet is waited for.
     pub async fn wait_sum_metrics<I>(&self, comparator: Comparator, names: I) -> Result<()>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.wait_sum_metrics_with(comparator, names, waiting()).await
+        self.metrics_targets().wait_sum_metrics(&comparator, &to_names(names)).await
     }
 
     /// [`wait_removed_metric_with`](Self::wait_removed_metric_with) with the default options.
     pub async fn wait_removed_metric(&self, name: &str) -> Result<()> {
-        self.wait_removed_metric_with(name, MetricsOptions::default()).await
+        self.metrics_targets().wait_removed_metric(name).await
     }
 }
-
