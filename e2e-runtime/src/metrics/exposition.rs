@@ -2,19 +2,24 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::OnceLock;
 
-use prometheus_parse::{Sample, SampleType, Scrape, Value};
+use prometheus_parse::{Scrape, Value as Parsed};
 
+use super::series::{MetricType, Series};
 use super::to_names;
 use super::wait::{MetricsOptions, Missing};
 use crate::error::{Error, Result};
 
-/// A parsed Prometheus text exposition: the raw text, its samples (parsed by `prometheus-parse`)
-/// and the type each family declares.
+/// A parsed Prometheus text exposition: the raw text, its series and the type each family
+/// declares.
 pub struct Exposition {
     text: String,
+    // The parser's form, which the sums read; our own `Series` are made from it on first use,
+    // so a wait, which only sums, never pays for them.
     scrape: Scrape,
-    types: HashMap<String, SampleType>,
+    series: OnceLock<Vec<Series>>,
+    types: HashMap<String, MetricType>,
 }
 
 impl fmt::Debug for Exposition {
@@ -22,7 +27,7 @@ impl fmt::Debug for Exposition {
         // The whole text would drown a failing assertion's message.
         f.debug_struct("Exposition")
             .field("bytes", &self.text.len())
-            .field("samples", &self.scrape.samples.len())
+            .field("series", &self.scrape.samples.len())
             .field("families", &self.types.len())
             .finish()
     }
@@ -53,7 +58,7 @@ impl Exposition {
         // spare it (its regexes cost most of the time) the lines that are not wanted.
         let lines = text.lines().filter(|line| {
             if let Some((name, kind)) = type_line(line) {
-                types.insert(name.to_string(), SampleType::parse(kind));
+                types.insert(name.to_string(), MetricType::from_word(kind));
                 return true;
             }
             match wanted {
@@ -63,7 +68,7 @@ impl Exposition {
         });
         let lines: Vec<&str> = lines.collect();
         let scrape = parse_in_parallel(&lines, &types);
-        Exposition { text, scrape, types }
+        Exposition { text, scrape, series: OnceLock::new(), types }
     }
 
     /// The exposition as it was served.
@@ -71,65 +76,59 @@ impl Exposition {
         &self.text
     }
 
-    /// The samples as `prometheus-parse` reads them: a histogram's buckets (or a summary's
-    /// quantiles) of one series are one sample named after the family; `_sum` and `_count` are
-    /// untyped samples of their own.
-    pub fn samples(&self) -> &[Sample] {
-        &self.scrape.samples
-    }
-
-    /// The whole parse: samples and HELP texts.
-    pub fn scrape(&self) -> &Scrape {
-        &self.scrape
+    /// Every series, in the order served (see [`Series`] for how a histogram's or summary's
+    /// lines group).
+    pub fn series(&self) -> &[Series] {
+        self.series.get_or_init(|| self.scrape.samples.iter().map(Series::from_parsed).collect())
     }
 
     /// The type a family declares in its `# TYPE` line, if it has one.
-    pub fn metric_type(&self, family: &str) -> Option<SampleType> {
+    pub fn metric_type(&self, family: &str) -> Option<MetricType> {
         self.types.get(family).copied()
     }
 
     /// Every family, sorted by name.
     pub fn families(&self) -> Vec<Family<'_>> {
-        let mut by_name: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
-        for s in &self.scrape.samples {
+        let mut by_name: BTreeMap<&str, Vec<&Series>> = BTreeMap::new();
+        for s in self.series() {
             by_name.entry(self.family_of(s)).or_default().push(s);
         }
-        by_name.into_iter().map(|(name, samples)| self.family_with(name, samples)).collect()
+        by_name.into_iter().map(|(name, series)| self.family_with(name, series)).collect()
     }
 
     /// One family by its base name, if the exposition has a sample of it.
     pub fn family(&self, name: &str) -> Option<Family<'_>> {
-        let samples: Vec<&Sample> = self.scrape.samples.iter().filter(|s| self.family_of(s) == name).collect();
-        let first = *samples.first()?;
-        Some(self.family_with(self.family_of(first), samples))
+        let series: Vec<&Series> = self.series().iter().filter(|s| self.family_of(s) == name).collect();
+        let first = *series.first()?;
+        Some(self.family_with(self.family_of(first), series))
     }
 
-    fn family_with<'a>(&'a self, name: &'a str, samples: Vec<&'a Sample>) -> Family<'a> {
+    fn family_with<'a>(&'a self, name: &'a str, series: Vec<&'a Series>) -> Family<'a> {
         Family {
             name,
-            kind: self.metric_type(name).unwrap_or(SampleType::Untyped),
+            kind: self.metric_type(name).unwrap_or(MetricType::Untyped),
             help: self.scrape.docs.get(name).map(String::as_str),
-            samples,
+            series,
         }
     }
 
-    /// The family a sample belongs to: `x_sum` and `x_count` belong to the histogram or
-    /// summary `x`, every other sample to its own name.
-    fn family_of<'a>(&self, s: &'a Sample) -> &'a str {
-        if let Value::Counter(_) | Value::Gauge(_) | Value::Untyped(_) = s.value {
+    /// The family a series belongs to: `x_sum` and `x_count` belong to the histogram or
+    /// summary `x`, every other series to its own name.
+    fn family_of<'a>(&self, s: &'a Series) -> &'a str {
+        if s.value.scalar().is_some() {
             for suffix in ["_sum", "_count", "_bucket"] {
-                if let Some(base) = s.metric.strip_suffix(suffix) {
+                if let Some(base) = s.name.strip_suffix(suffix) {
                     if self.is_aggregate(base) {
                         return base;
                     }
                 }
             }
         }
-        &s.metric
+        &s.name
     }
 
     fn is_aggregate(&self, family: &str) -> bool {
-        matches!(self.metric_type(family), Some(SampleType::Histogram | SampleType::Summary))
+        self.metric_type(family).is_some_and(MetricType::is_aggregate)
     }
 
     /// The sum over the series of metric `name` that the options' label matchers select, or
@@ -147,8 +146,8 @@ impl Exposition {
             if s.metric != target {
                 continue;
             }
-            let (Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v)) = s.value else { continue };
-            if options.selects(&s.labels) {
+            let (Parsed::Counter(v) | Parsed::Gauge(v) | Parsed::Untyped(v)) = s.value else { continue };
+            if options.selects(|label| s.labels.get(label)) {
                 *sum.get_or_insert(0.0) += v;
             }
         }
@@ -181,9 +180,9 @@ fn sample_name(line: &str) -> &str {
 
 /// Whether a sample of this metric counts in the sum of one of the names: the metric itself,
 /// or its `_sum` or `_count` (not the quantiles of a summary, which bear its name).
-fn summed(metric: &str, names: &[String], types: &HashMap<String, SampleType>) -> bool {
+fn summed(metric: &str, names: &[String], types: &HashMap<String, MetricType>) -> bool {
     names.iter().any(|n| match metric.strip_prefix(n.as_str()) {
-        Some("") => !matches!(types.get(n), Some(SampleType::Histogram | SampleType::Summary)),
+        Some("") => !types.get(n).is_some_and(|t| t.is_aggregate()),
         Some(rest) => rest == "_sum" || rest == "_count",
         None => false,
     })
@@ -197,7 +196,7 @@ const PARALLEL_FROM_LINES: usize = 2000;
 /// gathers a histogram's or summary's lines by label set): before a comment line, or before a
 /// counter, gauge or untyped sample. Each chunk is preceded by the TYPE line of the family it
 /// starts in, so its samples are typed as in one pass.
-fn parse_in_parallel(lines: &[&str], types: &HashMap<String, SampleType>) -> Scrape {
+fn parse_in_parallel(lines: &[&str], types: &HashMap<String, MetricType>) -> Scrape {
     let parse = |chunk: &[&str], type_line: Option<&str>| {
         let owned = type_line.into_iter().chain(chunk.iter().copied()).map(|l| Ok(l.to_string()));
         Scrape::parse(owned).expect("lines of a string always read")
@@ -208,7 +207,7 @@ fn parse_in_parallel(lines: &[&str], types: &HashMap<String, SampleType>) -> Scr
     }
     let splittable = |line: &str| {
         line.starts_with('#')
-            || !matches!(types.get(family_of(sample_name(line), types)), Some(SampleType::Histogram | SampleType::Summary))
+            || !types.get(family_of(sample_name(line), types)).is_some_and(|t| t.is_aggregate())
     };
     let mut cuts = vec![0];
     for k in 1..threads {
@@ -241,7 +240,7 @@ fn parse_in_parallel(lines: &[&str], types: &HashMap<String, SampleType>) -> Scr
 
 /// The family a sample line belongs to: its name, or the name without a `_sum`, `_count` or
 /// `_bucket` suffix when that is a declared family.
-fn family_of<'a>(sample: &'a str, types: &HashMap<String, SampleType>) -> &'a str {
+fn family_of<'a>(sample: &'a str, types: &HashMap<String, MetricType>) -> &'a str {
     for suffix in ["_bucket", "_sum", "_count"] {
         if let Some(base) = sample.strip_suffix(suffix) {
             if types.contains_key(base) {
@@ -259,13 +258,13 @@ fn type_line(line: &str) -> Option<(&str, &str)> {
     Some((words.next()?, words.next()?))
 }
 
-/// A metric family of an [`Exposition`]: its name, type, help text and samples.
+/// A metric family of an [`Exposition`]: its name, type, help text and series.
 #[derive(Clone, Debug)]
 pub struct Family<'a> {
     name: &'a str,
-    kind: SampleType,
+    kind: MetricType,
     help: Option<&'a str>,
-    samples: Vec<&'a Sample>,
+    series: Vec<&'a Series>,
 }
 
 impl<'a> Family<'a> {
@@ -275,7 +274,7 @@ impl<'a> Family<'a> {
     }
 
     /// The declared type; untyped when the exposition declares none.
-    pub fn kind(&self) -> SampleType {
+    pub fn kind(&self) -> MetricType {
         self.kind
     }
 
@@ -284,16 +283,16 @@ impl<'a> Family<'a> {
         self.help
     }
 
-    /// Its samples, a histogram's or summary's `_sum` and `_count` included.
-    pub fn samples(&self) -> &[&'a Sample] {
-        &self.samples
+    /// Its series, a histogram's or summary's `_sum` and `_count` included.
+    pub fn series(&self) -> &[&'a Series] {
+        &self.series
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Matcher;
+    use crate::metrics::{Bucket, Matcher, Quantile, Value};
 
     const TEXT: &str = r#"# HELP http_requests_total Requests.
 # TYPE http_requests_total counter
@@ -370,7 +369,7 @@ no_type_line{a="2"} 6
             }
         }
         let part = Exposition::parse_only(TEXT, ["size_bytes", "temperature"]);
-        let kept: Vec<&str> = part.samples().iter().map(|s| s.metric.as_str()).collect();
+        let kept: Vec<&str> = part.series().iter().map(|s| s.name.as_str()).collect();
         assert_eq!(kept, ["temperature", "temperature", "size_bytes_sum", "size_bytes_count"]);
         assert_eq!(sample_name("  a_b{x=\"1\"} 2"), "a_b");
         assert_eq!(sample_name("a\t2"), "a");
@@ -434,13 +433,13 @@ no_type_line{a="2"} 6
             ]
         );
         let h = e.family("latency_seconds").unwrap();
-        assert_eq!(h.kind(), SampleType::Histogram);
+        assert_eq!(h.kind(), MetricType::Histogram);
         assert_eq!(h.help(), Some("Latency."));
         // Two series of buckets, two _sum and two _count.
-        assert_eq!(h.samples().len(), 6);
-        assert_eq!(e.family("size_bytes").unwrap().kind(), SampleType::Summary);
-        assert_eq!(e.family("no_type_line").unwrap().kind(), SampleType::Untyped);
-        assert_eq!(e.metric_type("temperature"), Some(SampleType::Gauge));
+        assert_eq!(h.series().len(), 6);
+        assert_eq!(e.family("size_bytes").unwrap().kind(), MetricType::Summary);
+        assert_eq!(e.family("no_type_line").unwrap().kind(), MetricType::Untyped);
+        assert_eq!(e.metric_type("temperature"), Some(MetricType::Gauge));
         assert!(e.family("latency_seconds_sum").is_none());
         assert!(e.text().starts_with("# HELP http_requests_total"));
         assert!(format!("{e:?}").len() < 100, "Debug stays short");
@@ -471,11 +470,11 @@ no_type_line{a="2"} 6
         assert_eq!(e.sum("lat_seconds", &o.clone().count()), Some(600.0));
         assert_eq!(e.sum("depth", &o), Some(4000.0));
         // Every histogram whole: 3 buckets each, none split between threads.
-        let histograms: Vec<_> = e.samples().iter().filter(|s| s.metric == "lat_seconds").collect();
+        let histograms: Vec<_> = e.series().iter().filter(|s| s.name == "lat_seconds").collect();
         assert_eq!(histograms.len(), 300);
         assert!(histograms.iter().all(|s| matches!(&s.value, Value::Histogram(b) if b.len() == 3)));
-        assert_eq!(e.metric_type("depth"), Some(SampleType::Gauge));
-        assert!(e.samples().iter().filter(|s| s.metric == "depth").all(|s| matches!(s.value, Value::Gauge(_))));
+        assert_eq!(e.metric_type("depth"), Some(MetricType::Gauge));
+        assert!(e.series().iter().filter(|s| s.name == "depth").all(|s| matches!(s.value, Value::Gauge(_))));
     }
 
     #[test]
@@ -484,5 +483,47 @@ no_type_line{a="2"} 6
         assert_eq!(type_line("#  TYPE a  gauge "), Some(("a", "gauge")));
         assert_eq!(type_line("# HELP a counter"), None);
         assert_eq!(type_line("a 1"), None);
+    }
+
+    #[test]
+    fn series_are_the_frameworks_own_types() {
+        let e = Exposition::parse(TEXT);
+        let find = |name: &str, label: (&str, &str)| {
+            e.series().iter().find(|s| s.name == name && s.labels.get(label.0).map(String::as_str) == Some(label.1))
+        };
+        let c = find("http_requests_total", ("code", "500")).unwrap();
+        assert_eq!(c.value, Value::Counter(1.0));
+        let labels: Vec<(&str, &str)> = c.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(labels, [("code", "500"), ("path", "/a")], "labels sorted by name");
+
+        let h = find("latency_seconds", ("path", "/a")).unwrap();
+        assert!(!h.labels.contains_key("le"), "the bucket bound is in the value, not the labels");
+        assert_eq!(
+            h.value,
+            Value::Histogram(vec![Bucket { upper_bound: 0.1, count: 1.0 }, Bucket { upper_bound: f64::INFINITY, count: 2.0 }])
+        );
+        assert_eq!(h.value.scalar(), None);
+        assert_eq!(find("latency_seconds_sum", ("path", "/a")).unwrap().value, Value::Untyped(0.75));
+
+        let q = e.series().iter().find(|s| s.name == "size_bytes").unwrap();
+        let quantiles = vec![Quantile { quantile: 0.5, value: 10.0 }, Quantile { quantile: 0.9, value: 20.0 }];
+        assert_eq!(q.value, Value::Summary(quantiles));
+        assert!(q.labels.is_empty());
+        let t = find("temperature", ("room", "y")).unwrap();
+        assert_eq!((t.value.clone(), t.value.scalar()), (Value::Gauge(-1.5), Some(-1.5)));
+        assert_eq!(e.series().len(), Exposition::parse(TEXT).scrape.samples.len(), "one series per parsed sample");
+    }
+
+    #[test]
+    fn type_words_read_as_prometheus_reads_them() {
+        let words = ["counter", "gauge", "histogram", "summary", "untyped", "info", ""];
+        let types: Vec<MetricType> = words.into_iter().map(MetricType::from_word).collect();
+        use MetricType::*;
+        assert_eq!(types, [Counter, Gauge, Histogram, Summary, Untyped, Untyped, Untyped]);
+        let aggregate: Vec<bool> = types.iter().map(|t| t.is_aggregate()).collect();
+        assert_eq!(aggregate, [false, false, true, true, false, false, false]);
+        let e = Exposition::parse("# TYPE odd stateset\nodd 1\n");
+        assert_eq!(e.metric_type("odd"), Some(Untyped));
+        assert_eq!(e.metric_type("missing"), None);
     }
 }

@@ -35,6 +35,7 @@ mod composite;
 mod exposition;
 mod matchers;
 mod scrape;
+mod series;
 mod wait;
 
 pub use crate::error::WaitFailure;
@@ -45,7 +46,7 @@ pub use comparators::{
 pub use composite::{composite, Composite};
 pub use exposition::{Exposition, Family};
 pub use matchers::Matcher;
-pub use prometheus_parse::{Labels, Sample, SampleType, Scrape, Value};
+pub use series::{Bucket, MetricType, Quantile, Series, Value};
 pub use wait::MetricsOptions;
 
 /// The metric names of a call, owned.

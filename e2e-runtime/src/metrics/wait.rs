@@ -2,8 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use prometheus_parse::Labels;
-
 use super::comparators::Comparator;
 use super::exposition::Exposition;
 use super::matchers::Matcher;
@@ -102,8 +100,9 @@ impl MetricsOptions {
         self
     }
 
-    pub(super) fn selects(&self, labels: &Labels) -> bool {
-        self.matchers.iter().all(|m| m.matches(labels.get(m.name()).unwrap_or("")))
+    /// Whether every matcher selects the series whose labels `label` looks up.
+    pub(super) fn selects<'l>(&self, label: impl Fn(&str) -> Option<&'l str>) -> bool {
+        self.matchers.iter().all(|m| m.matches(label(m.name()).unwrap_or("")))
     }
 
     pub(super) fn check(&self) -> Result<()> {
