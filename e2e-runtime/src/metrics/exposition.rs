@@ -498,10 +498,8 @@ no_type_line{a="2"} 6
 
         let h = find("latency_seconds", ("path", "/a")).unwrap();
         assert!(!h.labels.contains_key("le"), "the bucket bound is in the value, not the labels");
-        assert_eq!(
-            h.value,
-            Value::Histogram(vec![Bucket { upper_bound: 0.1, count: 1.0 }, Bucket { upper_bound: f64::INFINITY, count: 2.0 }])
-        );
+        let buckets = vec![Bucket { upper_bound: 0.1, count: 1.0 }, Bucket { upper_bound: f64::INFINITY, count: 2.0 }];
+        assert_eq!(h.value, Value::Histogram(buckets));
         assert_eq!(h.value.scalar(), None);
         assert_eq!(find("latency_seconds_sum", ("path", "/a")).unwrap().value, Value::Untyped(0.75));
 
