@@ -158,4 +158,56 @@ mod tests {
         let e = less_amongst_two().check(&[1.0]).unwrap_err().to_string();
         assert!(e.contains("less_amongst_two compares 2 metric(s) but was given 1"), "{e}");
     }
+
+    #[test]
+    fn each_constructor_names_itself_and_compares_one_sum() {
+        let cases = [
+            (equals(2.0), "equals(2)"),
+            (greater(1.5), "greater(1.5)"),
+            (greater_or_equal(-3.0), "greater_or_equal(-3)"),
+            (less(0.25), "less(0.25)"),
+            (less_or_equal(1e21), "less_or_equal(1000000000000000000000)"),
+            (between(1.0, 3.0), "between(1, 3)"),
+        ];
+        for (c, name) in cases {
+            assert_eq!((c.to_string(), c.arity()), (name.to_string(), 1));
+            assert_eq!(format!("{c:?}"), format!("Comparator {{ description: {name:?}, arity: 1 }}"));
+        }
+    }
+
+    #[test]
+    fn the_two_metric_forms_compare_the_first_sum_with_the_second() {
+        for c in [equals_amongst_two(), greater_amongst_two(), less_amongst_two()] {
+            assert_eq!(c.arity(), 2, "{c}");
+        }
+        let holds = |c: Comparator, a: f64, b: f64| c.check(&[a, b]).unwrap();
+        assert!(holds(greater_amongst_two(), 3.0, -1.0) && !holds(greater_amongst_two(), -1.0, 3.0), "order matters");
+        assert!(holds(less_amongst_two(), -1.0, 3.0) && !holds(less_amongst_two(), 3.0, -1.0));
+        assert!(!holds(equals_amongst_two(), f64::NAN, 1.0) && !holds(greater_amongst_two(), f64::NAN, 1.0));
+        assert!(!holds(less_amongst_two(), 1.0, f64::NAN));
+        assert_eq!(equals_amongst_two().to_string(), "equals_amongst_two");
+    }
+
+    #[test]
+    fn infinities_compare_as_numbers() {
+        let holds = |c: Comparator, v: f64| c.check(&[v]).unwrap();
+        assert!(holds(greater(1e300), f64::INFINITY) && holds(equals(f64::INFINITY), f64::INFINITY));
+        assert!(holds(less(-1e300), f64::NEG_INFINITY) && !holds(between(0.0, f64::INFINITY), f64::INFINITY));
+        assert!(holds(greater_or_equal(f64::NEG_INFINITY), -5.0));
+    }
+
+    #[test]
+    fn a_custom_comparator_of_any_arity_is_checked_like_the_others() {
+        let rising = Comparator::new("rising", 3, |s| s[0] < s[1] && s[1] < s[2]);
+        assert_eq!(rising.arity(), 3);
+        assert!(rising.check(&[1.0, 2.0, 3.0]).unwrap() && !rising.check(&[1.0, 3.0, 2.0]).unwrap());
+        for given in [0, 2, 4] {
+            let e = rising.check(&vec![1.0; given]).unwrap_err();
+            assert!(matches!(e, Error::ComparatorArity { expected: 3, given: g, .. } if g == given), "{e}");
+        }
+        assert!(rising.check_arity(3).is_ok() && rising.check_arity(1).is_err());
+        let shared = rising.clone();
+        assert_eq!(shared.to_string(), "rising", "a clone shares the predicate and the name");
+        assert!(shared.check(&[0.0, 1.0, 2.0]).unwrap());
+    }
 }

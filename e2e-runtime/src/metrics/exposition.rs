@@ -524,4 +524,74 @@ no_type_line{a="2"} 6
         assert_eq!(e.metric_type("odd"), Some(Untyped));
         assert_eq!(e.metric_type("missing"), None);
     }
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn sums_follow_the_order_of_the_names() {
+        let e = Exposition::parse(TEXT);
+        let three = names(&["size_bytes", "http_requests_total", "latency_seconds"]);
+        assert_eq!(e.sums(&three, &MetricsOptions::new(), "svc").unwrap(), [300.0, 108.0, 1.0]);
+        assert_eq!(e.sums(&three, &MetricsOptions::new().count(), "svc").unwrap(), [12.0, 108.0, 7.0]);
+        let part = Exposition::parse_only(TEXT, &three);
+        assert_eq!(part.sums(&three, &MetricsOptions::new().count(), "svc").unwrap(), [12.0, 108.0, 7.0]);
+        assert_eq!(e.sums(&[], &MetricsOptions::new(), "svc").unwrap(), Vec::<f64>::new());
+    }
+
+    #[test]
+    fn a_name_is_a_whole_metric_name_not_a_prefix() {
+        let all = MetricsOptions::new();
+        for e in [Exposition::parse(TEXT), Exposition::parse_only(TEXT, ["http_requests", "latency", "size"])] {
+            assert_eq!(e.sum("http_requests", &all), None);
+            assert_eq!(e.sum("latency", &all), None);
+            assert_eq!(e.sum("size", &all.clone().count()), None);
+        }
+        // A histogram's or summary's own series can be named, and select by labels too.
+        assert_eq!(sum("latency_seconds_sum", &with([Matcher::equal("path", "/b")])), Some(0.25));
+        assert_eq!(sum("size_bytes_sum", &MetricsOptions::new()), Some(300.0));
+        assert_eq!(sum("size_bytes_count", &MetricsOptions::new().count()), Some(12.0), "count changes no direct name");
+    }
+
+    #[test]
+    fn bucket_and_quantile_labels_do_not_select_a_sum_or_count() {
+        // `_sum` and `_count` carry no `le` or `quantile`: such a matcher sees the empty value.
+        assert_eq!(sum("latency_seconds", &with([Matcher::equal("le", "0.1")])), None);
+        assert_eq!(sum("size_bytes", &with([Matcher::equal("quantile", "0.5")]).count()), None);
+        assert_eq!(sum("size_bytes", &with([Matcher::equal("quantile", "")])), Some(300.0));
+        assert_eq!(sum("latency_seconds", &with([Matcher::not_equal("path", "/a")]).count()), Some(5.0));
+        assert_eq!(sum("latency_seconds", &with([Matcher::regex("path", "/.")])), Some(1.0));
+    }
+
+    #[test]
+    fn skipped_metrics_count_as_zero_in_a_whole_or_partial_parse() {
+        let wanted = names(&["http_requests_total", "latency_seconds", "nope"]);
+        let skip = with([Matcher::equal("path", "/b")]).skip_missing_metrics();
+        for e in [Exposition::parse(TEXT), Exposition::parse_only(TEXT, &wanted)] {
+            assert_eq!(e.sums(&wanted, &skip, "svc").unwrap(), [4.0, 0.25, 0.0]);
+            // A metric there but with no series selected is missing too.
+            let none = with([Matcher::equal("path", "/c")]).skip_missing_metrics();
+            assert_eq!(e.sums(&wanted, &none, "svc").unwrap(), [0.0, 0.0, 0.0]);
+            let e = e.sums(&wanted, &with([Matcher::equal("path", "/c")]), "svc").unwrap_err();
+            assert!(matches!(&e, Error::MissingMetric { metric, .. } if metric == "http_requests_total"), "{e}");
+        }
+    }
+
+    #[test]
+    fn odd_expositions_sum_what_they_have() {
+        let empty = Exposition::parse("");
+        assert_eq!(empty.sum("x", &MetricsOptions::new()), None);
+        assert!(empty.families().is_empty() && empty.series().is_empty() && empty.family("x").is_none());
+        // A histogram served without its _sum and _count has nothing to sum.
+        let buckets_only = "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 3\n";
+        let e = Exposition::parse(buckets_only);
+        assert_eq!((e.sum("h", &MetricsOptions::new()), e.sum("h", &MetricsOptions::new().count())), (None, None));
+        assert_eq!(e.family("h").unwrap().series().len(), 1);
+        // A NaN series makes the sum NaN, a comment or garbage line is skipped.
+        let e = Exposition::parse("# a comment\nx{a=\"1\"} 1\nx{a=\"2\"} NaN\nnot a sample line\ny 2\n");
+        assert!(e.sum("x", &MetricsOptions::new()).unwrap().is_nan());
+        assert_eq!(e.sum("x", &with([Matcher::equal("a", "1")])), Some(1.0));
+        assert_eq!(e.sum("y", &MetricsOptions::new()), Some(2.0));
+    }
 }
