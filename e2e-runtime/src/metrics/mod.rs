@@ -29,7 +29,9 @@
 //! The exposition is parsed by the `prometheus-parse` crate, with its limits: label pairs are split
 //! on `,` and `=` and escapes are kept as they are, so a label value holding a comma, an equals
 //! sign or an escaped quote does not match as written; a sample whose metric name holds a colon
-//! (a recording rule's) is skipped.
+//! (a recording rule's) is skipped. What it parsed is given in the framework's own types
+//! ([`Series`], [`Value`], [`MetricType`], [`Family`]), so no parser type is part of this API.
+
 mod comparators;
 mod composite;
 mod exposition;
