@@ -166,11 +166,11 @@ async fn histograms_and_summaries_sum_their_sum_or_their_count() -> e2e::Result<
 
     // The parsed families know their types and help.
     let h = e.family(histogram[0]).expect("the histogram is there");
-    assert_eq!(h.kind(), e2e::metrics::SampleType::Histogram);
+    assert_eq!(h.kind(), e2e::metrics::MetricType::Histogram);
     assert_eq!(h.help(), Some("Time to handle a request, by path."));
-    assert_eq!(e.family(summary[0]).unwrap().kind(), e2e::metrics::SampleType::Summary);
-    assert_eq!(e.family("fixture_untyped").unwrap().kind(), e2e::metrics::SampleType::Untyped);
-    assert_eq!(e.family("fixture_ticks_total").unwrap().kind(), e2e::metrics::SampleType::Counter);
+    assert_eq!(e.family(summary[0]).unwrap().kind(), e2e::metrics::MetricType::Summary);
+    assert_eq!(e.family("fixture_untyped").unwrap().kind(), e2e::metrics::MetricType::Untyped);
+    assert_eq!(e.family("fixture_ticks_total").unwrap().kind(), e2e::metrics::MetricType::Counter);
     assert!(e.families().iter().any(|f| f.name() == "fixture_uptime_seconds"));
 
     env.close().await?;

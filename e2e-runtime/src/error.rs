@@ -224,7 +224,7 @@ pub enum Error {
     },
     /// A metrics wait reached its deadline: what it waited for and what it saw last.
     #[error("{0}")]
-    MetricsWait(Box<crate::metrics::WaitFailure>),
+    MetricsWait(Box<WaitFailure>),
     /// Several operations failed (runnables started together, resources removed together):
     /// every failure, not only the first.
     #[error("{}", format_all(errors))]
@@ -282,6 +282,51 @@ fn format_tail(logs: &[String]) -> String {
 impl From<crate::engine::Unreachable> for Error {
     fn from(u: crate::engine::Unreachable) -> Self {
         Error::DockerUnavailable { host: u.address, source: u.error }
+    }
+}
+
+/// What a metrics wait that reached its deadline waited for and saw last
+/// ([`Error::MetricsWait`]); kept here, beside the error that carries it, so errors need
+/// nothing of the metrics module.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WaitFailure {
+    /// The runnables scraped (several for a composite).
+    pub runnables: Vec<String>,
+    /// The metric names.
+    pub metrics: Vec<String>,
+    /// The label matchers, as `{a="b",c=~"d"}`, or empty.
+    pub matchers: String,
+    /// What was waited for, as `satisfy greater(5)` or `be removed`.
+    pub goal: String,
+    /// How long it was waited for.
+    pub waited: Duration,
+    /// The sums of the last successful scrape, if any.
+    pub last_values: Option<Vec<f64>>,
+    /// The last error met while scraping, if any.
+    pub last_error: Option<String>,
+}
+
+impl std::fmt::Display for WaitFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted = |names: &[String]| names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let waited = humantime::format_duration(Duration::from_millis(self.waited.as_millis() as u64));
+        let values = match &self.last_values {
+            Some(v) => format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")),
+            None => "none".into(),
+        };
+        write!(
+            f,
+            "runnable{} {}: waited {waited} for metric{} {}{} to {}; last values: {values}; last error: {}",
+            plural(self.runnables.len()),
+            quoted(&self.runnables),
+            plural(self.metrics.len()),
+            quoted(&self.metrics),
+            self.matchers,
+            self.goal,
+            self.last_error.as_deref().unwrap_or("none"),
+        )
     }
 }
 
