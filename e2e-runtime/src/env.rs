@@ -66,6 +66,7 @@ impl Env {
     /// by default). Waits while another live run holds the same env name.
     pub async fn docker(name: &str) -> Result<Env> {
         validate_env_name(name)?;
+        crate::settings::get().check()?;
         let client = Client::connect().await?;
         crate::hooks::install();
         let lock = lock_env_name(name).await?;
@@ -93,7 +94,7 @@ impl Env {
             .timeout(Duration::from_secs(2))
             .build()
             .expect("a TLS backend is compiled in");
-        let quiet = std::env::var("E2E_QUIET").is_ok_and(|v| !v.is_empty() && v != "0");
+        let quiet = crate::settings::get().quiet;
         Ok(Env {
             inner: Arc::new(EnvInner {
                 name: name.to_string(),

@@ -19,8 +19,6 @@ use crate::owner::{self, ENV_LABEL, OWNER_LABEL};
 
 /// Set in the watchdog's environment: the owner id of the run it watches.
 const WATCHDOG_VAR: &str = "E2E_WATCHDOG_OWNER";
-/// Set by a user to run without a watchdog.
-const NO_WATCHDOG_VAR: &str = "E2E_NO_WATCHDOG";
 
 static WATCHDOG: Mutex<Option<ChildStdin>> = Mutex::new(None);
 
@@ -31,7 +29,7 @@ pub(crate) fn install() {
         install_signal_handler();
         // SAFETY: registering a plain `extern "C"` function.
         unsafe { libc::atexit(at_exit) };
-        if std::env::var_os(NO_WATCHDOG_VAR).is_none() {
+        if !crate::settings::get().no_watchdog {
             if let Err(e) = spawn_watchdog() {
                 eprintln!("e2e: could not start the cleanup watchdog ({e}); a killed run is cleaned up by the next one");
             }

@@ -18,6 +18,7 @@ mod owner;
 mod probe;
 mod reaper;
 mod runnable;
+mod settings;
 pub mod standalone;
 #[doc(hidden)]
 pub mod testing;

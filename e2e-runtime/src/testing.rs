@@ -11,6 +11,7 @@ use futures_util::FutureExt;
 
 use crate::env::Env;
 use crate::runnable::Runnable;
+use crate::settings::Keep;
 
 /// The test, as the attribute describes it.
 #[derive(Debug, Clone, Copy)]
@@ -47,22 +48,6 @@ impl<T, E: Debug> TestReturn for Result<T, E> {
 /// Starts the test's workloads in parallel and waits until all are ready.
 pub async fn start_workloads(runnables: &[&Runnable]) -> Result<(), String> {
     crate::runnable::start_and_wait_ready(runnables.iter().copied()).await.map_err(|e| format!("{e:?}"))
-}
-
-/// When to keep an env instead of removing it (`E2E_KEEP`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Keep {
-    Never,
-    OnFailure,
-    Always,
-}
-
-fn keep_setting() -> Keep {
-    match std::env::var("E2E_KEEP").as_deref() {
-        Ok("always") => Keep::Always,
-        Ok("on-failure") | Ok("on_failure") | Ok("1") => Keep::OnFailure,
-        _ => Keep::Never,
-    }
 }
 
 enum Outcome {
@@ -134,7 +119,7 @@ async fn finish(spec: &TestSpec, env: &Env, outcome: Outcome) -> Outcome {
         }
         println!("{report}");
     }
-    let keep = keep_setting();
+    let keep = crate::settings::get().keep;
     if keep == Keep::Always || (keep == Keep::OnFailure && failed) {
         println!("e2e: {}", env.keep());
         let _ = env.close().await;
