@@ -154,6 +154,25 @@ fn an_err_has_no_framework_backtrace() {
     assert_no_leftovers(&["acc_err"]);
 }
 
+/// A setting with a value it does not accept fails the test, saying which and why, at the test.
+#[test]
+fn a_bad_setting_fails_the_test_by_name() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(outcomes_bin())
+        .args(["--exact", "passes::acc_ok"])
+        .env("E2E_KEEP", "yes")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(log.contains("test passes::acc_ok ... FAILED"), "{log}");
+    let msg = "e2e: test passes::acc_ok failed at tests/outcomes.rs:5:1:\ncreating env \"acc_ok\": \
+               invalid value \"yes\" for E2E_KEEP: accepted values are never, on-failure, always";
+    assert!(log.contains(msg), "missing {msg:?} in:\n{log}");
+    assert!(!log.contains("e2e-runtime/src/"), "{log}");
+    assert_no_leftovers(&["acc_ok"]);
+}
+
 #[test]
 fn cargo_test_env_runs_exactly_that_envs_tests() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
