@@ -109,8 +109,8 @@ fn every_outcome_is_reported_and_cleaned_up() {
     for msg in [
         "the body said no",
         "the body panicked",
-        "test outcomes::times_out timed out after 1s in env \"acc_timeout\"",
-        "==== e2e: test outcomes::returns_err failed; env \"acc_err\": 1 runnable(s)",
+        "test times_out::acc_timeout timed out after 1s in env \"acc_timeout\"",
+        "==== e2e: test returns_err::acc_err failed; env \"acc_err\": 1 runnable(s)",
         "- sleeper [acc_err-sleeper]: running",
         "full logs: ",
     ] {
@@ -118,12 +118,59 @@ fn every_outcome_is_reported_and_cleaned_up() {
     }
     let logs_dir = log.lines().find_map(|l| l.strip_prefix("full logs: ")).unwrap();
     assert!(Path::new(logs_dir).join("sleeper.log").exists(), "{logs_dir}");
+    // Failures are the user's: named as libtest names the test, located at its `#[e2e::test]`.
+    let dirs: Vec<_> = log.lines().filter_map(|l| l.strip_prefix("full logs: ")).collect();
+    assert!(dirs.iter().any(|d| d.ends_with("e2e-logs/outcomes/returns_err::acc_err")), "{dirs:?}");
+    for msg in [
+        "e2e: test returns_err::acc_err failed at tests/outcomes.rs:12:1:\n\"the body said no\"",
+        "e2e: test times_out::acc_timeout failed at tests/outcomes.rs:22:1:\ntest times_out::acc_timeout timed out",
+    ] {
+        assert!(log.contains(msg), "missing {msg:?} in:\n{log}");
+    }
+    assert!(!log.contains("e2e-runtime/src/"), "a failure located in the framework:\n{log}");
 
     // One env name at a time; different env names at once.
     let t = intervals(&times);
     assert!(!overlap(t["serial_a"], t["serial_b"]), "acc_serial ran twice at once: {t:?}");
     assert!(overlap(t["parallel_a"], t["parallel_b"]), "acc_par_a and acc_par_b did not overlap: {t:?}");
     assert_no_leftovers(&["acc_ok", "acc_err", "acc_panic", "acc_timeout", "acc_should_panic", "acc_serial", "acc_par_a", "acc_par_b"]);
+}
+
+/// An `Err` fails the test without a panic of the framework's, so with no backtrace of it either.
+#[test]
+fn an_err_has_no_framework_backtrace() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(outcomes_bin())
+        .args(["--exact", "returns_err::acc_err"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(log.contains("test returns_err::acc_err ... FAILED"), "{log}");
+    assert!(log.contains("failed at tests/outcomes.rs:12:1:\n\"the body said no\""), "{log}");
+    for framework in ["e2e-runtime/src/", "e2e_runtime::", "stack backtrace"] {
+        assert!(!log.contains(framework), "{framework:?} in:\n{log}");
+    }
+    assert_no_leftovers(&["acc_err"]);
+}
+
+/// A setting with a value it does not accept fails the test, saying which and why, at the test.
+#[test]
+fn a_bad_setting_fails_the_test_by_name() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(outcomes_bin())
+        .args(["--exact", "passes::acc_ok"])
+        .env("E2E_KEEP", "yes")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(log.contains("test passes::acc_ok ... FAILED"), "{log}");
+    let msg = "e2e: test passes::acc_ok failed at tests/outcomes.rs:5:1:\ncreating env \"acc_ok\": \
+               invalid value \"yes\" for E2E_KEEP: accepted values are never, on-failure, always";
+    assert!(log.contains(msg), "missing {msg:?} in:\n{log}");
+    assert!(!log.contains("e2e-runtime/src/"), "{log}");
+    assert_no_leftovers(&["acc_ok"]);
 }
 
 #[test]

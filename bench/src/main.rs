@@ -150,7 +150,7 @@ async fn main() {
                     let specs = specs.clone();
                     let floor = &floor;
                     async move {
-                        let name = format!("bench-{scenario}-{c}");
+                        let name = format!("bench_{scenario}_{c}");
                         let d = match c {
                             0 => floor.up_down(&specs, &name).await?,
                             1 => fw::up_down(&specs, &name).await?,
@@ -174,7 +174,7 @@ async fn main() {
                     let floor = &floor;
                     let messages = &messages;
                     async move {
-                        let name = format!("bench-crash-{}", CONTESTANTS[c]);
+                        let name = format!("bench_crash_{}", CONTESTANTS[c]);
                         let (d, msg) = match c {
                             0 => floor.crash(&spec, &name).await?,
                             1 => fw::crash(&spec, &name).await?,
@@ -205,7 +205,7 @@ async fn main() {
                     let spec = spec.clone();
                     let floor = &floor;
                     async move {
-                        let name = format!("bench-ready-{}", CONTESTANTS[c]);
+                        let name = format!("bench_ready_{}", CONTESTANTS[c]);
                         let us = match c {
                             0 => floor.readiness(&spec, &name).await?,
                             1 => fw::readiness(&spec, &name).await?,
@@ -224,7 +224,7 @@ async fn main() {
                     let specs = specs.clone();
                     let floor = &floor;
                     async move {
-                        let name = format!("bench-close-{c}");
+                        let name = format!("bench_close_{c}");
                         let d = match c {
                             0 => floor.close_ten(&specs, &name, false).await?,
                             1 => fw::close_ten(&specs, &name).await?,

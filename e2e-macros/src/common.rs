@@ -106,18 +106,6 @@ pub(crate) fn listed<S: Display>(names: impl IntoIterator<Item = S>) -> String {
         .join(", ")
 }
 
-/// Rust's keywords, strict and reserved (2015 to 2024 editions): none can name a function.
-pub(crate) fn is_keyword(word: &str) -> bool {
-    const KEYWORDS: &[&str] = &[
-        "Self", "abstract", "as", "async", "await", "become", "box", "break", "const", "continue",
-        "crate", "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if",
-        "impl", "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv",
-        "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true", "try",
-        "type", "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
-    ];
-    KEYWORDS.contains(&word)
-}
-
 /// Token text without whitespace (nor the trailing commas rustfmt adds to expected code), to
 /// compare expansions regardless of spacing.
 #[cfg(test)]

@@ -47,6 +47,16 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// An `E2E_*` environment variable has a value the runtime does not accept.
+    #[error("invalid value {value:?} for {variable}: accepted values are {accepted}")]
+    InvalidSetting {
+        /// The variable, e.g. `E2E_KEEP`.
+        variable: &'static str,
+        /// The value it has.
+        value: String,
+        /// The values it accepts.
+        accepted: &'static str,
+    },
     /// An image is missing locally and could not be pulled.
     #[error("image {image:?} is not present locally and could not be pulled: {detail}")]
     ImageNotFound {

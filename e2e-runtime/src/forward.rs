@@ -77,8 +77,7 @@ impl Drop for Relay {
 /// Whether the engine must publish ports itself: asked for by `E2E_PUBLISH_PORTS`, or implied
 /// by `E2E_KEEP` (a kept env is used after this process is gone).
 pub(crate) fn publish_by_engine_asked() -> bool {
-    let set = |var: &str| std::env::var(var).is_ok_and(|v| !v.is_empty() && v != "0" && v != "never");
-    set("E2E_PUBLISH_PORTS") || set("E2E_KEEP")
+    crate::settings::get().publish_by_engine()
 }
 
 #[cfg(test)]

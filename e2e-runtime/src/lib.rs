@@ -24,6 +24,7 @@ mod owner;
 mod paths;
 mod probe;
 mod runnable;
+mod settings;
 pub mod standalone;
 #[doc(hidden)]
 pub mod testing;

@@ -11,16 +11,31 @@ use futures_util::FutureExt;
 
 use crate::env::Env;
 use crate::runnable::Runnable;
+use crate::settings::Keep;
 
 /// The test, as the attribute describes it.
 #[derive(Debug, Clone, Copy)]
 pub struct TestSpec {
     /// The env name.
     pub env: &'static str,
-    /// The test's path (`module::function`).
+    /// `module_path!()` of the generated test: `<crate>::<module path>::<fn>`.
     pub test: &'static str,
     /// The time allowed to the body (workload start included; waiting for the env name is not).
     pub timeout: Option<Duration>,
+}
+
+impl TestSpec {
+    /// The test's name as libtest prints and filters it: `<module path>::<fn>::<env>`, without
+    /// the crate.
+    pub fn name(&self) -> String {
+        let path = self.test.split_once("::").map_or("", |(_, path)| path);
+        format!("{path}::{}", self.env)
+    }
+
+    /// The crate (the test binary) the test is in.
+    fn krate(&self) -> &str {
+        self.test.split("::").next().unwrap_or(self.test)
+    }
 }
 
 /// The body: declares and starts the workloads, then runs the user's function.
@@ -49,22 +64,6 @@ pub async fn start_workloads(runnables: &[&Runnable]) -> Result<(), String> {
     crate::runnable::start_and_wait_ready(runnables.iter().copied()).await.map_err(|e| format!("{e:?}"))
 }
 
-/// When to keep an env instead of removing it (`E2E_KEEP`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Keep {
-    Never,
-    OnFailure,
-    Always,
-}
-
-fn keep_setting() -> Keep {
-    match std::env::var("E2E_KEEP").as_deref() {
-        Ok("always") => Keep::Always,
-        Ok("on-failure") | Ok("on_failure") | Ok("1") => Keep::OnFailure,
-        _ => Keep::Never,
-    }
-}
-
 enum Outcome {
     Passed,
     Failed(String),
@@ -75,7 +74,12 @@ enum Outcome {
 /// Runs one test: builds its runtime, creates the env, runs the body under the timeout and
 /// `catch_unwind`, reports on failure, tears the env down whatever happened, then passes or
 /// fails the test with the body's own outcome (a panic is resumed as it was).
+///
+/// `#[track_caller]`: a failure is reported at the user's test (where the attribute put this
+/// call), not here.
+#[track_caller]
 pub fn run_test(spec: TestSpec, body: impl FnOnce(Env) -> TestBody) {
+    let at = std::panic::Location::caller();
     // A runtime per test: its threads inherit the test's output capture, so container logs
     // land in this test's output.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -109,15 +113,22 @@ pub fn run_test(spec: TestSpec, body: impl FnOnce(Env) -> TestBody) {
     drop(rt);
     match outcome {
         Outcome::Passed => {}
-        Outcome::Failed(msg) => panic!("{msg}"),
+        Outcome::Failed(msg) => fail(&spec, at, msg),
         Outcome::Panicked(p) => std::panic::resume_unwind(p),
-        Outcome::TimedOut(t) => panic!(
-            "test {} timed out after {} in env {:?}",
-            spec.test,
-            humantime::format_duration(t),
-            spec.env
+        Outcome::TimedOut(t) => fail(
+            &spec,
+            at,
+            format!("test {} timed out after {} in env {:?}", spec.name(), humantime::format_duration(t), spec.env),
         ),
     }
+}
+
+/// Fails the test with `msg`, located at the user's test. Not `panic!`: the panic hook would add
+/// a backtrace of the framework, which says nothing about an error that the body returned or
+/// that setting the env up met. The payload is the message, for `#[should_panic(expected)]`.
+fn fail(spec: &TestSpec, at: &std::panic::Location<'_>, msg: String) -> ! {
+    eprintln!("e2e: test {} failed at {at}:\n{msg}", spec.name());
+    std::panic::resume_unwind(Box::new(msg))
 }
 
 struct TimeoutMarker(Duration);
@@ -126,7 +137,7 @@ struct TimeoutMarker(Duration);
 async fn finish(spec: &TestSpec, env: &Env, outcome: Outcome) -> Outcome {
     let failed = !matches!(outcome, Outcome::Passed);
     if failed {
-        let mut report = format!("\n==== e2e: test {} failed; ", spec.test);
+        let mut report = format!("\n==== e2e: test {} failed; ", spec.name());
         report.push_str(&env.describe().await);
         match env.save_logs(&logs_dir(spec)) {
             Ok(dir) => report.push_str(&format!("full logs: {}\n", dir.display())),
@@ -134,7 +145,7 @@ async fn finish(spec: &TestSpec, env: &Env, outcome: Outcome) -> Outcome {
         }
         println!("{report}");
     }
-    let keep = keep_setting();
+    let keep = crate::settings::get().keep;
     if keep == Keep::Always || (keep == Keep::OnFailure && failed) {
         println!("e2e: {}", env.keep());
         let _ = env.close().await;
@@ -146,12 +157,27 @@ async fn finish(spec: &TestSpec, env: &Env, outcome: Outcome) -> Outcome {
     outcome
 }
 
-/// `<target>/e2e-logs/<test path>`: next to the test binary's profile directory.
+/// `<target>/e2e-logs/<crate>/<test name>`, next to the test binary's profile directory: the
+/// name libtest prints, under the crate, as two test binaries may hold tests of the same name.
 fn logs_dir(spec: &TestSpec) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).or_else(|| {
         // The test binary is <target>/<profile>/deps/<name>.
         std::env::current_exe().ok()?.ancestors().nth(3).map(PathBuf::from)
     });
     let base = target.unwrap_or_else(std::env::temp_dir);
-    base.join("e2e-logs").join(spec.test.replace("::", "."))
+    base.join("e2e-logs").join(spec.krate()).join(spec.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tests_are_named_as_libtest_names_them() {
+        let spec = |test| TestSpec { env: "e2e_example", test, timeout: None };
+        assert_eq!(spec("unit_test_use::global_view").name(), "global_view::e2e_example");
+        assert_eq!(spec("my_crate::a::b::t").name(), "a::b::t::e2e_example");
+        assert_eq!(spec("my_crate::a::b::t").krate(), "my_crate");
+        assert!(logs_dir(&spec("outcomes::returns_err")).ends_with("e2e-logs/outcomes/returns_err::e2e_example"));
+    }
 }

@@ -14,7 +14,7 @@ use syn::{
     Token, Type,
 };
 
-use crate::common::{is_keyword, listed, parse_duration, parse_recovering, Errors};
+use crate::common::{listed, parse_duration, parse_recovering, Errors};
 
 /// The attribute's arguments, each keeping the span of what the user wrote.
 pub(crate) struct Config {
@@ -167,29 +167,12 @@ fn parse_config(args: TokenStream, errors: &mut Errors) -> Option<Config> {
     Some(Config { env: env?, timeout })
 }
 
-/// Why `name` can't be an env name, if it can't.
+/// Why `name` can't be an env name, if it can't: the rule `Env::docker` applies too.
 fn check_env_name(name: &str) -> Result<(), String> {
-    let why = if name.is_empty() {
-        "it is empty".to_string()
-    } else if name.len() > 32 {
-        format!("it has {} characters", name.len())
-    } else if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        "it does not start with a letter".to_string()
-    } else if let Some(c) = name
-        .chars()
-        .find(|c| !c.is_ascii_alphanumeric() && *c != '_')
-    {
-        format!("{c:?} is not a letter, digit or underscore")
-    } else if is_keyword(name) {
-        "it is a Rust keyword".to_string()
-    } else {
-        return Ok(());
-    };
-    Err(format!(
-        "invalid env name {name:?} ({why}): the env name is used as the Docker network and container name \
-         prefix and as the test's name, so it must be 1 to 32 ASCII letters, digits or underscores, \
-         start with a letter, and not be a Rust keyword"
-    ))
+    match e2e_names::env_name_problem(name) {
+        Some(problem) => Err(format!("invalid env name {name:?}: {problem}")),
+        None => Ok(()),
+    }
 }
 
 /// Where an item that isn't a function starts, past its attributes.
@@ -458,31 +441,15 @@ mod tests {
     }
 
     #[test]
-    fn env_names_are_checked() {
-        for (name, why) in [
-            ("", "it is empty"),
-            ("9lives", "it does not start with a letter"),
-            ("_x", "it does not start with a letter"),
-            ("my-env", "'-' is not a letter, digit or underscore"),
-            ("été", "it does not start with a letter"),
-            ("loop", "it is a Rust keyword"),
-            ("a234567890123456789012345678901234", "it has 34 characters"),
-        ] {
-            let e = check_env_name(name).unwrap_err();
-            assert!(
-                e.starts_with(&format!(
-                    "invalid env name {name:?} ({why}): the env name is used as the Docker network"
-                )),
-                "{e}"
-            );
+    fn env_names_follow_the_shared_rule() {
+        // The same list the runtime's `Env::docker` is tested on.
+        for (name, why) in e2e_names::cases::BAD {
+            let e = errors_of(quote!(env = #name), item());
+            assert_eq!(e.len(), 1, "{name:?}: {e:?}");
+            assert!(e[0].starts_with(&format!("invalid env name {name:?}: {why}; an env name names the test")), "{e:?}");
         }
-        for name in [
-            "a",
-            "e2e_example",
-            "A2345678901234567890123456789012",
-            "self_test",
-        ] {
-            assert_eq!(check_env_name(name), Ok(()));
+        for name in e2e_names::cases::GOOD {
+            assert_eq!(errors_of(quote!(env = #name), item()), Vec::<String>::new(), "{name:?}");
         }
     }
 

@@ -24,7 +24,7 @@ pub(crate) fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         signals::install();
-        if std::env::var_os(watchdog::NO_WATCHDOG_VAR).is_none() {
+        if !crate::settings::get().no_watchdog {
             if let Err(e) = watchdog::spawn() {
                 eprintln!("e2e: could not start the cleanup watchdog ({e}); a killed run is cleaned up by the next one");
             }

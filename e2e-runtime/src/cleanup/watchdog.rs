@@ -13,8 +13,6 @@ use crate::owner::{self, Owner};
 
 /// Set in the watchdog's environment: the owner id of the run it watches.
 const WATCHDOG_VAR: &str = "E2E_WATCHDOG_OWNER";
-/// Set by a user to run without a watchdog.
-pub(crate) const NO_WATCHDOG_VAR: &str = "E2E_NO_WATCHDOG";
 
 static PIPE: Mutex<Option<ChildStdin>> = Mutex::new(None);
 /// The envs kept by this run, which no cleanup removes.
