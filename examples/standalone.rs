@@ -51,13 +51,19 @@ async fn main() -> e2e::Result<()> {
     println!("\nenvironment {:?} is up:", env.name());
     for r in &replicas {
         let addr = r.endpoint("http")?;
-        println!("  {:<11} http://{addr}/  metrics: http://{addr}/metrics  (in the network: {})", r.name(), r.internal_endpoint("http")?);
+        println!(
+            "  {:<11} http://{addr}/  metrics: http://{addr}/metrics  (in the network: {})",
+            r.name(),
+            r.internal_endpoint("http")?
+        );
     }
     println!("  load:       {REPLICAS} replicas get requests from this program (/, /slow, /status/500)");
     match &monitoring {
         Some(mon) => {
             let ui = mon.ui_url()?;
-            let graph = format!("{ui}/graph?g0.expr=sum%20by%20(runnable%2C%20path)%20(rate(fixture_requests_total%5B30s%5D))&g0.tab=0");
+            let graph = format!(
+                "{ui}/graph?g0.expr=sum%20by%20(runnable%2C%20path)%20(rate(fixture_requests_total%5B30s%5D))&g0.tab=0"
+            );
             println!("  prometheus: {ui}  (targets: {ui}/targets)");
             println!("  requests:   {graph}");
             if open_in_browser(&graph) {

@@ -40,9 +40,7 @@ mod tests {
         // 4. Wait on metrics: both instances ingest samples, the global view has both targets.
         let appended = ["prometheus_tsdb_head_samples_appended_total"];
         let missing_is_pending = || MetricsOptions::new().wait_missing_metrics();
-        e2e::composite([&*p1, &*p2])
-            .wait_sum_metrics_with(greater(0.0), appended, missing_is_pending())
-            .await?;
+        e2e::composite([&*p1, &*p2]).wait_sum_metrics_with(greater(0.0), appended, missing_is_pending()).await?;
         let federate_targets = missing_is_pending().matcher(Matcher::equal("config", "federate"));
         global.wait_sum_metrics_with(equals(2.0), ["prometheus_sd_discovered_targets"], federate_targets).await?;
 
@@ -80,14 +78,17 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::Client::new();
         loop {
-            let body = match client.get(format!("http://{addr}/api/v1/query")).query(&[("query", promql)]).send().await {
+            let body = match client.get(format!("http://{addr}/api/v1/query")).query(&[("query", promql)]).send().await
+            {
                 Ok(resp) => resp.text().await.unwrap_or_default(),
                 Err(e) => e.to_string(),
             };
             let parsed: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             let mut names: Vec<String> = parsed["data"]["result"]
                 .as_array()
-                .map(|series| series.iter().filter_map(|s| s["metric"]["prometheus"].as_str().map(String::from)).collect())
+                .map(|series| {
+                    series.iter().filter_map(|s| s["metric"]["prometheus"].as_str().map(String::from)).collect()
+                })
                 .unwrap_or_default();
             names.sort();
             if done(&names) {

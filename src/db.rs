@@ -261,9 +261,7 @@ impl Prometheus {
 
     /// Has Prometheus reload its configuration file (`POST /-/reload`).
     pub async fn reload(&self) -> Result<()> {
-        let out = self
-            .exec(["wget", "-q", "-O", "-", "--post-data=", "http://127.0.0.1:9090/-/reload"])
-            .await?;
+        let out = self.exec(["wget", "-q", "-O", "-", "--post-data=", "http://127.0.0.1:9090/-/reload"]).await?;
         if out.success() {
             return Ok(());
         }

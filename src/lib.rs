@@ -26,14 +26,12 @@
 extern crate self as e2e;
 
 pub use e2e_runtime::{
-    catalog, image, monitoring, start_and_wait_ready, Env, Error, ExecOutput, FutureRunnable, Metrics, Probe,
-    Result, Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL,
-    OWNER_LABEL, RUNNABLE_LABEL,
+    between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less,
+    less_amongst_two, less_or_equal, metrics, Comparator, Composite, Exposition, Matcher, MetricsOptions,
 };
 pub use e2e_runtime::{
-    between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal,
-    less, less_amongst_two, less_or_equal, metrics, Comparator, Composite, Exposition, Matcher,
-    MetricsOptions,
+    catalog, image, monitoring, start_and_wait_ready, Env, Error, ExecOutput, FutureRunnable, Metrics, Probe, Result,
+    Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL,
 };
 
 pub mod db;
@@ -47,7 +45,7 @@ pub use e2e_macros::workload;
 /// Used by the code the macros generate; not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use e2e_runtime::__linkme as linkme;
     pub use e2e_runtime::catalog::CATALOG;
     pub use e2e_runtime::testing::{run_test, start_workloads, TestReturn, TestSpec};
-    pub use e2e_runtime::__linkme as linkme;
 }

@@ -65,7 +65,11 @@ fn intervals(path: &Path) -> HashMap<String, (u128, u128)> {
         let parts: Vec<_> = line.split(' ').collect();
         let entry = map.entry(parts[0].to_string()).or_default();
         let t: u128 = parts[2].parse().unwrap();
-        if parts[1] == "start" { entry.0 = t } else { entry.1 = t }
+        if parts[1] == "start" {
+            entry.0 = t
+        } else {
+            entry.1 = t
+        }
     }
     map
 }
@@ -133,7 +137,16 @@ fn every_outcome_is_reported_and_cleaned_up() {
     let t = intervals(&times);
     assert!(!overlap(t["serial_a"], t["serial_b"]), "acc_serial ran twice at once: {t:?}");
     assert!(overlap(t["parallel_a"], t["parallel_b"]), "acc_par_a and acc_par_b did not overlap: {t:?}");
-    assert_no_leftovers(&["acc_ok", "acc_err", "acc_panic", "acc_timeout", "acc_should_panic", "acc_serial", "acc_par_a", "acc_par_b"]);
+    assert_no_leftovers(&[
+        "acc_ok",
+        "acc_err",
+        "acc_panic",
+        "acc_timeout",
+        "acc_should_panic",
+        "acc_serial",
+        "acc_par_a",
+        "acc_par_b",
+    ]);
 }
 
 /// An `Err` fails the test without a panic of the framework's, so with no backtrace of it either.
@@ -279,7 +292,8 @@ fn a_kept_env_survives_until_the_next_run() {
     let log = text(&run(true));
     assert!(log.contains("env \"acc_err\" is kept") && log.contains("docker rm -fv"), "{log}");
     let network = log.split("network ").nth(1).and_then(|rest| rest.split(',').next()).unwrap().to_string();
-    let network_exists = || Command::new("docker").args(["network", "inspect", &network]).output().unwrap().status.success();
+    let network_exists =
+        || Command::new("docker").args(["network", "inspect", &network]).output().unwrap().status.success();
     // The watchdog was told to leave it too: its container, and its network (a pooled one).
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(leftovers("acc_err").len(), 1, "{:?}", leftovers("acc_err"));

@@ -115,7 +115,11 @@ async fn prometheus_scrapes_itself_and_reloads_its_config(prometheus: Prometheus
                 let (_, body) = get(&addr, &format!("/api/v1/query?query=up%7Bjob%3D%22{job}%22%7D%3D%3D1")).await;
                 let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
                 let n = v["data"]["result"].as_array().map_or(0, |r| r.len());
-                if n == 1 { Ok(()) } else { Err(body) }
+                if n == 1 {
+                    Ok(())
+                } else {
+                    Err(body)
+                }
             }
         }
     };
@@ -195,7 +199,8 @@ async fn etcd_stores_keys(etcd: Etcd) -> e2e::Result<()> {
     etcd.wait_sum_metrics(equals(1.0), ["etcd_server_has_leader"]).await?;
     let put = etcd.exec(["etcdctl", "--endpoints=http://127.0.0.1:2379", "put", "greeting", "hello"]).await?;
     assert!(put.success(), "{put:?}");
-    let got = etcd.exec(["etcdctl", "--endpoints=http://127.0.0.1:2379", "get", "greeting", "--print-value-only"]).await?;
+    let got =
+        etcd.exec(["etcdctl", "--endpoints=http://127.0.0.1:2379", "get", "greeting", "--print-value-only"]).await?;
     assert_eq!(got.stdout.trim(), "hello");
     // The v3 JSON gateway, from the test process.
     let (status, body) = get(&etcd.client_endpoint()?, "/version").await;
@@ -254,7 +259,11 @@ async fn victoria_metrics_stores_samples(victoria: VictoriaMetrics) -> e2e::Resu
         let addr = addr.clone();
         async move {
             let (_, body) = get(&addr, "/api/v1/export?match%5B%5D=catalog_imported").await;
-            if body.contains("\"values\":[7]") { Ok(()) } else { Err(body) }
+            if body.contains("\"values\":[7]") {
+                Ok(())
+            } else {
+                Err(body)
+            }
         }
     })
     .await;

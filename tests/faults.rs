@@ -284,7 +284,8 @@ fn left(env: &str, pid: Option<u32>) -> Left {
 
 /// Pooled networks of the run of `pid` (its owner label is `<host>/<boot>/<pid>/<start>`).
 fn pooled_networks_of(pid: u32) -> usize {
-    let owners = docker(&["network", "ls", "--filter", "label=dev.e2e.env=_pool", "--format", "{{.Label \"dev.e2e.owner\"}}"]);
+    let owners =
+        docker(&["network", "ls", "--filter", "label=dev.e2e.env=_pool", "--format", "{{.Label \"dev.e2e.owner\"}}"]);
     let needle = format!("/{pid}/");
     owners.lines().filter(|o| o.contains(&needle)).count()
 }
@@ -446,9 +447,9 @@ fn signal_rep(signal: i32, phase: Phase, test: &str, env: &str, rep: usize, row:
         Phase::Ready => wait_for("three running containers", Duration::from_secs(60), || {
             count_lines(&["ps", "-q", "--filter", &filter, "--filter", "status=running"]) == 3
         }),
-        Phase::Body => wait_for("the body", Duration::from_secs(60), || {
-            marks(&marks_path).iter().any(|m| m.0 == "body")
-        }),
+        Phase::Body => {
+            wait_for("the body", Duration::from_secs(60), || marks(&marks_path).iter().any(|m| m.0 == "body"))
+        }
     };
     if let Err(e) = reached {
         row.failures.push(format!("rep {rep}: {e} (see {})", log.display()));
@@ -532,7 +533,11 @@ fn overlaps(marks: &[(String, u32, u128)], prefix: &str) -> usize {
     for (what, pid, t) in marks {
         let Some(which) = what.strip_prefix(prefix) else { continue };
         let e = iv.entry(*pid).or_default();
-        if which == "-start" { e.0 = *t } else { e.1 = *t }
+        if which == "-start" {
+            e.0 = *t
+        } else {
+            e.1 = *t
+        }
     }
     let iv: Vec<_> = iv.into_values().collect();
     let mut n = 0;
@@ -607,10 +612,16 @@ fn same_name_in_process(rep: usize, row: &mut Row) {
     for (what, _, t) in &m {
         let (who, which) = what.split_once('-').unwrap();
         let e = iv.entry(who).or_default();
-        if which == "start" { e.0 = *t } else { e.1 = *t }
+        if which == "start" {
+            e.0 = *t
+        } else {
+            e.1 = *t
+        }
     }
     match (iv.get("a"), iv.get("b")) {
-        (Some(a), Some(b)) if a.0 < b.1 && b.0 < a.1 => row.failures.push(format!("rep {rep}: both held flt_same at once")),
+        (Some(a), Some(b)) if a.0 < b.1 && b.0 < a.1 => {
+            row.failures.push(format!("rep {rep}: both held flt_same at once"))
+        }
         (Some(_), Some(_)) => {}
         _ => row.failures.push(format!("rep {rep}: a holder did not run: {m:?}")),
     }
@@ -624,8 +635,11 @@ fn same_name_processes(rep: usize, row: &mut Row) {
     let env = "flt_same_proc";
     let mut procs = Vec::new();
     for i in 0..2 {
-        let (mut cmd, log) = child("child_same_name", &format!("{env}-{rep}-{i}"),
-            &[("E2E_FAULT_ENV", env), ("E2E_FAULT_MARK", path.to_str().unwrap())]);
+        let (mut cmd, log) = child(
+            "child_same_name",
+            &format!("{env}-{rep}-{i}"),
+            &[("E2E_FAULT_ENV", env), ("E2E_FAULT_MARK", path.to_str().unwrap())],
+        );
         procs.push((cmd.spawn().unwrap(), log));
     }
     for (mut p, log) in procs {
@@ -656,7 +670,8 @@ fn foreign(rep: usize, row: &mut Row) {
     docker(&["network", "create", env]);
     docker(&["volume", "create", "flt_foreign-data"]);
     let path = mark_file(&format!("foreign-{rep}"));
-    let (mut cmd, log) = child("child_foreign::flt_foreign", &format!("{env}-{rep}"), &[("E2E_FAULT_MARK", path.to_str().unwrap())]);
+    let (mut cmd, log) =
+        child("child_foreign::flt_foreign", &format!("{env}-{rep}"), &[("E2E_FAULT_MARK", path.to_str().unwrap())]);
     let mut proc = cmd.spawn().unwrap();
     let pid = proc.id();
     if let Err(e) = wait_for("the body", Duration::from_secs(60), || marks(&path).iter().any(|m| m.0 == "body")) {
@@ -676,7 +691,12 @@ fn foreign(rep: usize, row: &mut Row) {
     if count_lines(&["network", "ls", "-q", "--filter", "name=^flt_foreign$"]) != 1 {
         row.failures.push(format!("rep {rep}: the foreign network is gone"));
     }
-    if Command::new("docker").args(["volume", "inspect", "flt_foreign-data"]).output().map(|o| !o.status.success()).unwrap_or(true) {
+    if Command::new("docker")
+        .args(["volume", "inspect", "flt_foreign-data"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
         row.failures.push(format!("rep {rep}: the foreign volume is gone"));
     }
     docker(&["rm", "-f", "flt_foreign-web"]);
@@ -688,16 +708,37 @@ fn foreign(rep: usize, row: &mut Row) {
 fn print_fault_table(rows: &[Row]) -> String {
     let mut t = String::new();
     writeln!(t, "\nfault suite: E2E_FAULT_REPS={}", reps()).unwrap();
-    writeln!(t, "{:<34} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>8} {:>8}",
-        "case", "reps", "leaks", "ctr", "net", "vol", "dir", "wdog", "next-run", "failed", "time").unwrap();
+    writeln!(
+        t,
+        "{:<34} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>8} {:>8}",
+        "case", "reps", "leaks", "ctr", "net", "vol", "dir", "wdog", "next-run", "failed", "time"
+    )
+    .unwrap();
     for r in rows {
-        writeln!(t, "{:<34} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>8} {:>7.1}s",
-            r.case, r.reps, r.left.total(), r.left.containers, r.left.networks, r.left.volumes, r.left.dirs,
-            r.left.watchdogs, r.swept_by_next_run, r.failures.len(), r.took.as_secs_f64()).unwrap();
+        writeln!(
+            t,
+            "{:<34} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>8} {:>7.1}s",
+            r.case,
+            r.reps,
+            r.left.total(),
+            r.left.containers,
+            r.left.networks,
+            r.left.volumes,
+            r.left.dirs,
+            r.left.watchdogs,
+            r.swept_by_next_run,
+            r.failures.len(),
+            r.took.as_secs_f64()
+        )
+        .unwrap();
     }
-    writeln!(t, "leaks: counted once the run ended (SIGINT/SIGTERM/Ok/Err/panic/timeout without the watchdog, \
+    writeln!(
+        t,
+        "leaks: counted once the run ended (SIGINT/SIGTERM/Ok/Err/panic/timeout without the watchdog, \
         so what the process cleaned itself; SIGKILL after the watchdog, up to 20 s); next-run: runs whose leaks \
-        only the next run of the env removed.").unwrap();
+        only the next run of the env removed."
+    )
+    .unwrap();
     for r in rows {
         for f in &r.failures {
             writeln!(t, "  {}: {f}", r.case).unwrap();
@@ -720,11 +761,20 @@ fn fault_suite() {
     cases.push(outcome("Err", "child_err::flt_err", "flt_err", false, "the body said no"));
     cases.push(outcome("panic", "child_panic::flt_panic", "flt_panic", false, "the body panicked"));
     cases.push(outcome("timeout", "child_timeout::flt_timeout", "flt_timeout", false, "timed out after 1s"));
-    for (sig, sname, short) in [(libc::SIGINT, "SIGINT", "int"), (libc::SIGTERM, "SIGTERM", "term"), (libc::SIGKILL, "SIGKILL", "kill")] {
+    for (sig, sname, short) in
+        [(libc::SIGINT, "SIGINT", "int"), (libc::SIGTERM, "SIGTERM", "term"), (libc::SIGKILL, "SIGKILL", "kill")]
+    {
         for (phase, pname) in [(Phase::Start, "start"), (Phase::Ready, "ready"), (Phase::Body, "body")] {
             let env = format!("flt_{short}_{pname}");
             let test = format!("child_{short}_{pname}::{env}");
-            let case = format!("{sname} during {}", match phase { Phase::Start => "start (8 containers)", Phase::Ready => "readiness", Phase::Body => "body" });
+            let case = format!(
+                "{sname} during {}",
+                match phase {
+                    Phase::Start => "start (8 containers)",
+                    Phase::Ready => "readiness",
+                    Phase::Body => "body",
+                }
+            );
             cases.push(Box::new(move || run_case(&case, n, |rep, row| signal_rep(sig, phase, &test, &env, rep, row))));
         }
     }
@@ -747,8 +797,10 @@ fn fault_suite() {
                 // A case that panics still gets its row, so the table is printed.
                 let row = std::panic::catch_unwind(std::panic::AssertUnwindSafe(case)).unwrap_or_else(|p| Row {
                     case: format!("case #{i}"),
-                    failures: vec![format!("panicked: {:?}", p.downcast_ref::<String>().map(String::as_str)
-                        .or(p.downcast_ref::<&str>().copied()))],
+                    failures: vec![format!(
+                        "panicked: {:?}",
+                        p.downcast_ref::<String>().map(String::as_str).or(p.downcast_ref::<&str>().copied())
+                    )],
                     ..Default::default()
                 });
                 rows.lock().unwrap().push((i, row));
@@ -818,7 +870,12 @@ async fn still_usable(env: &Env, name: &str) -> &'static str {
     }
 }
 
-fn bad_row(case: &'static str, names: &[&str], r: std::result::Result<impl std::fmt::Debug, Error>, usable: &'static str) -> BadRow {
+fn bad_row(
+    case: &'static str,
+    names: &[&str],
+    r: std::result::Result<impl std::fmt::Debug, Error>,
+    usable: &'static str,
+) -> BadRow {
     BadRow {
         case,
         names: names.iter().map(|s| s.to_string()).collect(),
@@ -846,7 +903,10 @@ fn create_env_in_child(env: &str, tag: &str, vars: &[(&str, &str)]) -> (String, 
     let error: Vec<String> = out.lines().filter_map(|l| after(l, "E2E_FAULT_ERROR ")).collect();
     match error.first() {
         Some(_) => (format!("{kind}: {}", error.join("\\n")), Some(pid)),
-        None => (format!("NO ERROR ({})", out.lines().find(|l| l.starts_with("E2E_FAULT_OUTCOME")).unwrap_or("no outcome")), Some(pid)),
+        None => (
+            format!("NO ERROR ({})", out.lines().find(|l| l.starts_with("E2E_FAULT_OUTCOME")).unwrap_or("no outcome")),
+            Some(pid),
+        ),
     }
 }
 
@@ -870,25 +930,54 @@ fn bad_input_matrix() {
         rows.push(bad_row("unknown port name", &["htttp", "web", "http"], r, usable));
 
         let r = env.runnable("missing").init(StartOptions::new("e2e-test/no-such-image:v0")).start().await;
-        rows.push(bad_row("missing image", &["e2e-test/no-such-image:v0"], r, still_usable(&env, "after-missing").await));
+        rows.push(bad_row(
+            "missing image",
+            &["e2e-test/no-such-image:v0"],
+            r,
+            still_usable(&env, "after-missing").await,
+        ));
 
         // busybox's own command is `sh`, which exits at once without a terminal.
-        let r = env.runnable("exits").init(StartOptions::new(BUSYBOX).readiness(Probe::cmd(["true"]))).start_and_wait_ready().await;
+        let r = env
+            .runnable("exits")
+            .init(StartOptions::new(BUSYBOX).readiness(Probe::cmd(["true"])))
+            .start_and_wait_ready()
+            .await;
         rows.push(bad_row("image that exits at once", &["exits", "code 0"], r, still_usable(&env, "after-exit").await));
         let quiet_exit = env.runnable("exits-np").init(StartOptions::new(BUSYBOX));
         let r = quiet_exit.start_and_wait_ready().await;
         rows.push(bad_row("image that exits at once, no probe", &["exits-np"], r, "-"));
 
-        let r = env.runnable("no-cmd").init(StartOptions::new(BUSYBOX).command(["/no/such/binary"]).readiness(Probe::cmd(["true"])))
-            .start_and_wait_ready().await;
+        let r = env
+            .runnable("no-cmd")
+            .init(StartOptions::new(BUSYBOX).command(["/no/such/binary"]).readiness(Probe::cmd(["true"])))
+            .start_and_wait_ready()
+            .await;
         rows.push(bad_row("command not found (init on)", &["no-cmd", "/no/such/binary"], r, "-"));
-        let r = env.runnable("no-cmd2").init(StartOptions::new(BUSYBOX).command(["/no/such/binary"]).init(false)).start().await;
-        rows.push(bad_row("command not found (init off)", &["no-cmd2", "/no/such/binary"], r, still_usable(&env, "after-cmd").await));
+        let r = env
+            .runnable("no-cmd2")
+            .init(StartOptions::new(BUSYBOX).command(["/no/such/binary"]).init(false))
+            .start()
+            .await;
+        rows.push(bad_row(
+            "command not found (init off)",
+            &["no-cmd2", "/no/such/binary"],
+            r,
+            still_usable(&env, "after-cmd").await,
+        ));
 
-        let r = env.runnable("closed-port").with_ports([("http", 8080)])
+        let r = env
+            .runnable("closed-port")
+            .with_ports([("http", 8080)])
             .init(sleeper().readiness(Probe::tcp("http")).readiness_timeout(Duration::from_secs(1)))
-            .start_and_wait_ready().await;
-        rows.push(bad_row("readiness on a port that never opens", &["closed-port", "tcp(http)"], r, still_usable(&env, "after-ready").await));
+            .start_and_wait_ready()
+            .await;
+        rows.push(bad_row(
+            "readiness on a port that never opens",
+            &["closed-port", "tcp(http)"],
+            r,
+            still_usable(&env, "after-ready").await,
+        ));
 
         let metrics = env.runnable("metrics").with_ports([("http", 80)]).init(
             StartOptions::new(BUSYBOX)
@@ -901,8 +990,11 @@ fn bad_input_matrix() {
         let r = metrics.sum_metrics(["never_there_total"]).await;
         rows.push(bad_row("metric that never appears (no wait)", &["never_there_total", "metrics"], r, "-"));
         let r = metrics
-            .wait_sum_metrics_with(e2e::greater(0.0), ["never_there_total"],
-                e2e::MetricsOptions::new().wait_missing_metrics().deadline(Duration::from_secs(1)))
+            .wait_sum_metrics_with(
+                e2e::greater(0.0),
+                ["never_there_total"],
+                e2e::MetricsOptions::new().wait_missing_metrics().deadline(Duration::from_secs(1)),
+            )
             .await;
         let usable = if metrics.sum_metrics(["up"]).await.map(|v| v == [1.0]).unwrap_or(false) { "yes" } else { "NO" };
         rows.push(bad_row("metric that never appears (wait 1s)", &["never_there_total", "metrics"], r, usable));
@@ -910,7 +1002,8 @@ fn bad_input_matrix() {
         let _first = env.runnable("twice").init(sleeper());
         let second = env.runnable("twice").init(sleeper());
         let r = second.start().await;
-        let usable = if _first.start().await.is_ok() && _first.is_running().await.unwrap_or(false) { "yes" } else { "NO" };
+        let usable =
+            if _first.start().await.is_ok() && _first.is_running().await.unwrap_or(false) { "yes" } else { "NO" };
         rows.push(bad_row("two runnables with one name", &["twice"], r, usable));
 
         let before = env.runnable("before-close").init(sleeper());
@@ -937,11 +1030,22 @@ fn bad_input_matrix() {
 
     // Process-wide settings, each in a child process.
     let (msg, pid) = create_env_in_child("flt_unreach", "unreachable-tcp", &[("DOCKER_HOST", "tcp://127.0.0.1:1")]);
-    rows.push(BadRow { case: "Docker unreachable (tcp://127.0.0.1:1)", names: vec!["tcp://127.0.0.1:1".into(), "DOCKER_HOST".into()],
-        outcome: Ok(msg), usable: "-", left: left("flt_unreach", pid) });
-    let (msg, pid) = create_env_in_child("flt_unreach", "unreachable-unix", &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
-    rows.push(BadRow { case: "Docker unreachable (missing socket)", names: vec!["/nonexistent/docker.sock".into()],
-        outcome: Ok(msg), usable: "-", left: left("flt_unreach", pid) });
+    rows.push(BadRow {
+        case: "Docker unreachable (tcp://127.0.0.1:1)",
+        names: vec!["tcp://127.0.0.1:1".into(), "DOCKER_HOST".into()],
+        outcome: Ok(msg),
+        usable: "-",
+        left: left("flt_unreach", pid),
+    });
+    let (msg, pid) =
+        create_env_in_child("flt_unreach", "unreachable-unix", &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+    rows.push(BadRow {
+        case: "Docker unreachable (missing socket)",
+        names: vec!["/nonexistent/docker.sock".into()],
+        outcome: Ok(msg),
+        usable: "-",
+        left: left("flt_unreach", pid),
+    });
 
     // A temp dir that cannot be written to, even by root: immutable (chattr +i), or 0555 for a user.
     let ro = std::env::temp_dir().join(format!("e2e-faults-ro-{}", std::process::id()));
@@ -954,8 +1058,17 @@ fn bad_input_matrix() {
     }
     let writable = std::fs::File::create(ro.join("probe")).is_ok();
     let (msg, pid) = create_env_in_child("flt_rodir", "readonly-tmpdir", &[("TMPDIR", ro.to_str().unwrap())]);
-    rows.push(BadRow { case: if writable { "shared dir not writable (SKIPPED: dir writable)" } else { "shared dir not writable (TMPDIR)" },
-        names: vec![ro.display().to_string()], outcome: Ok(msg), usable: "-", left: left("flt_rodir", pid) });
+    rows.push(BadRow {
+        case: if writable {
+            "shared dir not writable (SKIPPED: dir writable)"
+        } else {
+            "shared dir not writable (TMPDIR)"
+        },
+        names: vec![ro.display().to_string()],
+        outcome: Ok(msg),
+        usable: "-",
+        left: left("flt_rodir", pid),
+    });
     if immutable {
         let _ = Command::new("chattr").arg("-i").arg(&ro).status();
     }
@@ -964,8 +1077,13 @@ fn bad_input_matrix() {
     let file = std::env::temp_dir().join(format!("e2e-faults-file-{}", std::process::id()));
     std::fs::write(&file, "").unwrap();
     let (msg, pid) = create_env_in_child("flt_rodir", "file-tmpdir", &[("TMPDIR", file.to_str().unwrap())]);
-    rows.push(BadRow { case: "shared dir not creatable (TMPDIR a file)", names: vec![file.display().to_string()],
-        outcome: Ok(msg), usable: "-", left: left("flt_rodir", pid) });
+    rows.push(BadRow {
+        case: "shared dir not creatable (TMPDIR a file)",
+        names: vec![file.display().to_string()],
+        outcome: Ok(msg),
+        usable: "-",
+        left: left("flt_rodir", pid),
+    });
     let _ = std::fs::remove_file(&file);
 
     // The table.
@@ -984,7 +1102,22 @@ fn bad_input_matrix() {
             bad.push(r.case);
         }
         let first = text.split("\\n").next().unwrap_or("");
-        writeln!(t, "{:<40} {:<6} {:<7} {:<6} {}", r.case, if expected_no_error { "-" } else if named { "yes" } else { "no" }, r.usable, r.left.total(), first).unwrap();
+        writeln!(
+            t,
+            "{:<40} {:<6} {:<7} {:<6} {}",
+            r.case,
+            if expected_no_error {
+                "-"
+            } else if named {
+                "yes"
+            } else {
+                "no"
+            },
+            r.usable,
+            r.left.total(),
+            first
+        )
+        .unwrap();
     }
     eprintln!("{t}");
     std::fs::write(out_dir().join("bad-input.txt"), &t).unwrap();
@@ -1024,7 +1157,8 @@ fn security_host_endpoints_are_on_loopback_only() {
 
             let endpoint = r.endpoint("http").unwrap();
             assert!(endpoint.starts_with("127.0.0.1:"), "{endpoint}");
-            let reached = std::net::TcpStream::connect_timeout(&endpoint.parse().unwrap(), Duration::from_secs(2)).is_ok();
+            let reached =
+                std::net::TcpStream::connect_timeout(&endpoint.parse().unwrap(), Duration::from_secs(2)).is_ok();
             assert!(reached, "{}: {endpoint} does not answer", r.name());
             // Not reachable on the host's other addresses (`hostname -I`: every one but loopback).
             let host_port = endpoint.rsplit_once(':').unwrap().1.to_string();
@@ -1132,7 +1266,10 @@ fn security_only_own_or_dead_resources_are_removed() {
     let l = |k: &str, v: &str| format!("{k}={v}");
     // Dead run of this env: swept. Dead run of another env: untouched by this env.
     run("flt_sec_owner-dead", &[l("dev.e2e.managed", "true"), l("dev.e2e.env", env_name), l("dev.e2e.owner", &dead)]);
-    run("flt_sec_other-dead", &[l("dev.e2e.managed", "true"), l("dev.e2e.env", "flt_sec_other"), l("dev.e2e.owner", &dead)]);
+    run(
+        "flt_sec_other-dead",
+        &[l("dev.e2e.managed", "true"), l("dev.e2e.env", "flt_sec_other"), l("dev.e2e.owner", &dead)],
+    );
     // Unlabelled and partially labelled containers with colliding names: untouched.
     run("flt_sec_owner-foreign", &[]);
     run("flt_sec_owner-managed-only", &[l("dev.e2e.managed", "true")]);
@@ -1150,7 +1287,10 @@ fn security_only_own_or_dead_resources_are_removed() {
     assert!(!exists("flt_sec_owner-mine"), "its own container was left");
 
     // A live run's resources (pid 1 here) are never swept: the env is refused as in use.
-    run("flt_sec_owner-live", &[l("dev.e2e.managed", "true"), l("dev.e2e.env", env_name), l("dev.e2e.owner", &host_owner)]);
+    run(
+        "flt_sec_owner-live",
+        &[l("dev.e2e.managed", "true"), l("dev.e2e.env", env_name), l("dev.e2e.owner", &host_owner)],
+    );
     let r = tokio_rt().block_on(Env::docker(env_name));
     assert!(matches!(r, Err(Error::EnvInUse { .. })), "{r:?}");
     assert!(exists("flt_sec_owner-live"), "a live run's container was removed");

@@ -11,9 +11,10 @@ use e2e::{Env, Error, Probe, StartOptions};
 async fn http_readiness_waits_for_the_service() -> e2e::Result<()> {
     let image = fixture_image().await;
     let env = Env::docker("fx_ready").await?;
-    let svc = env.runnable("svc").with_ports([("http", 8080)]).init(
-        StartOptions::new(image).command(["--ready-after=1s"]).readiness(Probe::http("http", "/ready")),
-    );
+    let svc = env
+        .runnable("svc")
+        .with_ports([("http", 8080)])
+        .init(StartOptions::new(image).command(["--ready-after=1s"]).readiness(Probe::http("http", "/ready")));
     let t = Instant::now();
     svc.start_and_wait_ready().await?;
     assert!(t.elapsed() >= Duration::from_millis(900), "ready after {:?}", t.elapsed());
@@ -32,9 +33,10 @@ async fn http_readiness_waits_for_the_service() -> e2e::Result<()> {
 async fn tcp_probe_is_not_fooled_by_the_published_port() -> e2e::Result<()> {
     let image = fixture_image().await;
     let env = Env::docker("fx_tcp").await?;
-    let svc = env.runnable("late").with_ports([("http", 8080)]).init(
-        StartOptions::new(image).command(["--listen-after=1500ms"]).readiness(Probe::tcp("http")),
-    );
+    let svc = env
+        .runnable("late")
+        .with_ports([("http", 8080)])
+        .init(StartOptions::new(image).command(["--listen-after=1500ms"]).readiness(Probe::tcp("http")));
     let t = Instant::now();
     svc.start_and_wait_ready().await?;
     assert!(t.elapsed() >= Duration::from_millis(1400), "ready after {:?}", t.elapsed());
@@ -94,7 +96,8 @@ async fn a_scratch_image_from_a_binary_runs_as_any_user() -> e2e::Result<()> {
         StartOptions::new(image).user("12345:12345").readiness(Probe::http("http", "/health").body_contains("ok")),
     );
     svc.start_and_wait_ready().await?;
-    let metrics = reqwest::get(format!("http://{}/metrics", svc.endpoint("http")?)).await.unwrap().text().await.unwrap();
+    let metrics =
+        reqwest::get(format!("http://{}/metrics", svc.endpoint("http")?)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("fixture_ticks_total"), "{metrics}");
     env.close().await?;
     assert_clean("fx_user");

@@ -148,8 +148,12 @@ async fn histograms_and_summaries_sum_their_sum_or_their_count() -> e2e::Result<
     assert_eq!(Some(sum), line_value(e.text(), r#"fixture_request_duration_seconds_sum{path="/health"}"#));
     assert!(sum > 0.0 && sum < 3.0, "{sum}");
     svc.wait_sum_metrics_with(between(0.0, 3.0), histogram, health.clone()).await?;
-    timed_out(svc.wait_sum_metrics_with(greater(3.0), histogram, short().matchers([Matcher::equal("path", "/health")])))
-        .await;
+    timed_out(svc.wait_sum_metrics_with(
+        greater(3.0),
+        histogram,
+        short().matchers([Matcher::equal("path", "/health")]),
+    ))
+    .await;
 
     // The summary of response sizes (every request, scrapes included) by sum and count.
     let summary = ["fixture_response_size_bytes"];

@@ -37,7 +37,8 @@ async fn two_prometheus_and_a_batch_container() -> e2e::Result<()> {
     for p in [&p1, &p2] {
         let endpoint = p.endpoint("http")?;
         assert!(endpoint.starts_with("127.0.0.1:"), "{endpoint}");
-        let body = reqwest::get(format!("http://{endpoint}/api/v1/query?query=up")).await.unwrap().text().await.unwrap();
+        let body =
+            reqwest::get(format!("http://{endpoint}/api/v1/query?query=up")).await.unwrap().text().await.unwrap();
         assert!(body.contains("\"status\":\"success\""), "{body}");
     }
 
@@ -100,10 +101,8 @@ async fn bad_input_names_the_thing_at_fault() -> e2e::Result<()> {
     assert!(matches!(e, Error::ImageNotFound { .. }), "{e}");
     assert!(e.to_string().contains("e2e-test/no-such-image:v0"), "{e}");
 
-    let probe_port = env
-        .runnable("probe-port")
-        .with_ports([("http", 80)])
-        .init(sleeper().readiness(Probe::http("metrics", "/")));
+    let probe_port =
+        env.runnable("probe-port").with_ports([("http", 80)]).init(sleeper().readiness(Probe::http("metrics", "/")));
     let e = probe_port.start().await.unwrap_err();
     assert!(e.to_string().contains("\"metrics\"") && e.to_string().contains("known ports: http"), "{e}");
 
@@ -164,9 +163,10 @@ async fn a_container_that_exits_fails_the_wait_at_once() -> e2e::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn readiness_timeout_names_the_probe_and_last_error() -> e2e::Result<()> {
     let env = Env::docker("rt_timeout").await?;
-    let r = env.runnable("closed-port").with_ports([("http", 8080)]).init(
-        sleeper().readiness(Probe::tcp("http")).readiness_timeout(Duration::from_millis(700)),
-    );
+    let r = env
+        .runnable("closed-port")
+        .with_ports([("http", 8080)])
+        .init(sleeper().readiness(Probe::tcp("http")).readiness_timeout(Duration::from_millis(700)));
     let e = r.start_and_wait_ready().await.unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::NotReady { .. }), "{msg}");
@@ -217,9 +217,10 @@ async fn probes_of_every_kind() -> e2e::Result<()> {
 async fn stop_kill_pause_and_restart() -> e2e::Result<()> {
     let env = Env::docker("rt_lifecycle").await?;
     // busybox httpd ignores SIGTERM as PID 1; the init process makes stop fast anyway.
-    let web = env.runnable("web").with_ports([("http", 80)]).init(
-        StartOptions::new(BUSYBOX).command(["httpd", "-f", "-p", "80", "-h", "/"]).readiness(Probe::tcp("http")),
-    );
+    let web = env
+        .runnable("web")
+        .with_ports([("http", 80)])
+        .init(StartOptions::new(BUSYBOX).command(["httpd", "-f", "-p", "80", "-h", "/"]).readiness(Probe::tcp("http")));
     web.start_and_wait_ready().await?;
     assert!(web.is_running().await?);
     let t = Instant::now();
@@ -402,8 +403,17 @@ async fn dead_runs_are_swept_and_foreign_resources_untouched() -> e2e::Result<()
 #[tokio::test(flavor = "multi_thread")]
 async fn resources_of_another_live_host_are_left_alone() -> e2e::Result<()> {
     let owner_label = "dev.e2e.owner=other-host/12345678/1/1";
-    docker(&["network", "create", "--label", "dev.e2e.managed=true", "--label", "dev.e2e.env=rt_other_host",
-        "--label", owner_label, "rt_other_host_net"]);
+    docker(&[
+        "network",
+        "create",
+        "--label",
+        "dev.e2e.managed=true",
+        "--label",
+        "dev.e2e.env=rt_other_host",
+        "--label",
+        owner_label,
+        "rt_other_host_net",
+    ]);
     let e = Env::docker("rt_other_host").await.unwrap_err();
     assert!(matches!(e, Error::EnvInUse { .. }) && e.to_string().contains("other-host"), "{e}");
     assert_eq!(docker(&["network", "ls", "-q", "--filter", &format!("label={owner_label}")]).lines().count(), 1);
@@ -476,8 +486,11 @@ async fn https_probe_accepts_self_signed_certificates() -> e2e::Result<()> {
     // Plain HTTP to the same port is refused as not ready.
     let http = env.runnable("plain").with_ports([("https", 9090)]).init(
         StartOptions::new(PROMETHEUS)
-            .command(["--config.file=/etc/prometheus/prometheus.yml".to_string(),
-                "--storage.tsdb.path=/prometheus".to_string(), format!("--web.config.file={dir}/web.yml")])
+            .command([
+                "--config.file=/etc/prometheus/prometheus.yml".to_string(),
+                "--storage.tsdb.path=/prometheus".to_string(),
+                format!("--web.config.file={dir}/web.yml"),
+            ])
             .readiness(Probe::http("https", "/-/ready"))
             .readiness_timeout(Duration::from_secs(3)),
     );
@@ -524,7 +537,13 @@ async fn a_closed_envs_network_waits_for_the_next_env() -> e2e::Result<()> {
     first.close().await?;
     assert_clean("rt_pool_first");
     // Emptied and kept for the process's next env, under the run's labels.
-    let labels = docker(&["network", "inspect", "-f", "{{len .Containers}} {{index .Labels \"dev.e2e.env\"}} {{index .Labels \"dev.e2e.owner\"}}", &network]);
+    let labels = docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{len .Containers}} {{index .Labels \"dev.e2e.env\"}} {{index .Labels \"dev.e2e.owner\"}}",
+        &network,
+    ]);
     let (attached_and_env, owner) = labels.rsplit_once(' ').unwrap();
     assert_eq!(attached_and_env, "0 _pool");
     assert!(owner.contains(&format!("/{}/", std::process::id())), "{owner}");

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
+};
 use bollard::query_parameters::{CreateContainerOptions, EventsOptions, LogsOptions, RemoveContainerOptions};
 use bollard::Docker;
 use futures_util::{future, StreamExt};
@@ -30,7 +32,8 @@ impl Floor {
     pub async fn connect() -> Result<Floor, String> {
         let docker = Docker::connect_with_defaults().map_err(|e| e.to_string())?;
         let docker = docker.negotiate_version().await.map_err(|e| e.to_string())?;
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().map_err(|e| e.to_string())?;
+        let http =
+            reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().map_err(|e| e.to_string())?;
         Ok(Floor { docker, http })
     }
 
@@ -101,7 +104,8 @@ impl Floor {
                 tokio::time::sleep(POLL).await;
             },
             Ready::Log { line, times } => {
-                let opts = LogsOptions { follow: true, stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
+                let opts =
+                    LogsOptions { follow: true, stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
                 let mut logs = self.docker.logs(&c.id, Some(opts));
                 let (mut seen, mut text) = (0, String::new());
                 while let Some(chunk) = logs.next().await {
@@ -191,7 +195,8 @@ impl Floor {
             let c = self.start(network, spec, true).await?;
             let died = async {
                 let ev = events.next().await.ok_or("the event stream ended")?.map_err(|e| e.to_string())?;
-                let code = ev.actor.and_then(|a| a.attributes).and_then(|a| a.get("exitCode").cloned()).unwrap_or_default();
+                let code =
+                    ev.actor.and_then(|a| a.attributes).and_then(|a| a.get("exitCode").cloned()).unwrap_or_default();
                 let opts = LogsOptions { stdout: true, stderr: true, tail: "20".into(), ..Default::default() };
                 let lines: Vec<String> = self
                     .docker
@@ -221,8 +226,12 @@ impl Floor {
             let ready = self.ready(&c, spec).await;
             let noticed = crate::epoch_micros();
             let opts = LogsOptions { stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
-            let lines: Vec<String> =
-                self.docker.logs(&c.id, Some(opts)).filter_map(|l| async move { l.ok().map(|l| l.to_string()) }).collect().await;
+            let lines: Vec<String> = self
+                .docker
+                .logs(&c.id, Some(opts))
+                .filter_map(|l| async move { l.ok().map(|l| l.to_string()) })
+                .collect()
+                .await;
             let lines: Vec<String> = lines.concat().lines().map(str::to_string).collect();
             let result = ready.and_then(|()| {
                 let at = crate::specs::ready_instant(&lines).ok_or("no `ready` line")?;

@@ -48,7 +48,11 @@ pub async fn up_down(specs: &[Spec], name: &str) -> Result<Duration, String> {
     let readied = t.elapsed();
     let closed = env.close().await.map_err(err);
     if std::env::var_os("E2E_BENCH_PHASES").is_some() {
-        println!("  e2e phases: env {created:.1?}, started and ready {:.1?}, closed {:.1?}", readied - created, t.elapsed() - readied);
+        println!(
+            "  e2e phases: env {created:.1?}, started and ready {:.1?}, closed {:.1?}",
+            readied - created,
+            t.elapsed() - readied
+        );
     }
     ready.and(closed)?;
     Ok(t.elapsed())

@@ -164,7 +164,15 @@ async fn main() {
                 let what = if scenario == "p" { "P (5 busybox httpd)" } else { "real (5 services)" };
                 summary(&mut report, what, &names, &s, "ms", 0, "e2e <= 1.02x floor");
                 let e2e_vs_same = Samples { values: vec![s.values[3].clone(), s.values[1].clone()] };
-                summary(&mut report, &format!("{scenario}: e2e vs same work"), &["floor-same-work", "e2e"], &e2e_vs_same, "ms", 0, "");
+                summary(
+                    &mut report,
+                    &format!("{scenario}: e2e vs same work"),
+                    &["floor-same-work", "e2e"],
+                    &e2e_vs_same,
+                    "ms",
+                    0,
+                    "",
+                );
             }
             "crash" => {
                 let spec = specs::crash();

@@ -51,8 +51,11 @@ pub fn p() -> Vec<Spec> {
     ["web0", "web1", "web2", "web3", "web4"]
         .into_iter()
         .map(|name| {
-            Spec::new(name, BUSYBOX, 80, Ready::Http { path: "/", body: None })
-                .cmd(&["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 80 -h /www"])
+            Spec::new(name, BUSYBOX, 80, Ready::Http { path: "/", body: None }).cmd(&[
+                "sh",
+                "-c",
+                "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 80 -h /www",
+            ])
         })
         .collect()
 }
@@ -61,11 +64,25 @@ pub fn p() -> Vec<Spec> {
 pub fn real() -> Vec<Spec> {
     vec![
         Spec::new("prometheus", "prom/prometheus:v2.42.0", 9090, Ready::Http { path: "/-/ready", body: None }),
-        Spec::new("etcd", "quay.io/coreos/etcd:v3.4.23", 2379, Ready::Http { path: "/health", body: Some("\"health\":\"true\"") })
-            .cmd(&["/usr/local/bin/etcd", "--listen-client-urls=http://0.0.0.0:2379", "--advertise-client-urls=http://0.0.0.0:2379"]),
+        Spec::new(
+            "etcd",
+            "quay.io/coreos/etcd:v3.4.23",
+            2379,
+            Ready::Http { path: "/health", body: Some("\"health\":\"true\"") },
+        )
+        .cmd(&[
+            "/usr/local/bin/etcd",
+            "--listen-client-urls=http://0.0.0.0:2379",
+            "--advertise-client-urls=http://0.0.0.0:2379",
+        ]),
         Spec {
             env: vec![("POSTGRES_PASSWORD", "postgres")],
-            ..Spec::new("postgres", "postgres:15", 5432, Ready::Log { line: "database system is ready to accept connections", times: 2 })
+            ..Spec::new(
+                "postgres",
+                "postgres:15",
+                5432,
+                Ready::Log { line: "database system is ready to accept connections", times: 2 },
+            )
         },
         Spec::new("redis", "redis:7.0.15", 6379, Ready::Log { line: "Ready to accept connections", times: 1 }),
         Spec::new("memcached", "memcached:1.6.18", 11211, Ready::Tcp),
@@ -74,8 +91,11 @@ pub fn real() -> Vec<Spec> {
 
 /// Scenario crash: a service that exits with code 3 after 0.3 s, before it is ever ready.
 pub fn crash() -> Spec {
-    Spec::new("crasher", FIXTURE_IMAGE, 8080, Ready::Http { path: "/ready", body: None })
-        .cmd(&["--ready-after=1h", "--exit-after=300ms", "--exit-code=3"])
+    Spec::new("crasher", FIXTURE_IMAGE, 8080, Ready::Http { path: "/ready", body: None }).cmd(&[
+        "--ready-after=1h",
+        "--exit-after=300ms",
+        "--exit-code=3",
+    ])
 }
 
 /// Readiness latency: the fixture turns ready 1 s after it starts and logs `ready <epoch µs>`.

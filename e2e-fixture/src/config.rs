@@ -87,10 +87,7 @@ pub fn usage() -> String {
             Some(d) => format!("default {d}"),
             None => "optional".to_string(),
         };
-        s.push_str(&format!(
-            "  --{}=VALUE  [{}] ({})\n      {}\n",
-            f.name, f.env, default, f.help
-        ));
+        s.push_str(&format!("  --{}=VALUE  [{}] ({})\n      {}\n", f.name, f.env, default, f.help));
     }
     s.push_str("  --help\n      print this text and exit 0\n");
     s
@@ -104,8 +101,7 @@ fn known_flags() -> String {
 
 /// Parses a duration such as `500ms`, `2s`, `1m` or `0`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("not a duration ({e}); try 500ms, 2s or 1m"))
+    humantime::parse_duration(s.trim()).map_err(|e| format!("not a duration ({e}); try 500ms, 2s or 1m"))
 }
 
 /// Parses the arguments (without the program name) and looks environment
@@ -116,14 +112,8 @@ where
     F: Fn(&str) -> Option<String>,
 {
     // raw[i] is the text for FLAGS[i] and where it came from, for messages.
-    let mut raw: Vec<Option<(String, String)>> = FLAGS
-        .iter()
-        .map(|f| {
-            env(f.env)
-                .filter(|v| !v.is_empty())
-                .map(|v| (v, f.env.to_string()))
-        })
-        .collect();
+    let mut raw: Vec<Option<(String, String)>> =
+        FLAGS.iter().map(|f| env(f.env).filter(|v| !v.is_empty()).map(|v| (v, f.env.to_string()))).collect();
 
     for arg in args {
         if arg == "--help" || arg == "-h" {
@@ -140,10 +130,7 @@ where
             None => (body, None),
         };
         let Some(idx) = FLAGS.iter().position(|f| f.name == name) else {
-            return Err(format!(
-                "unknown flag --{name}; known flags: {}",
-                known_flags()
-            ));
+            return Err(format!("unknown flag --{name}; known flags: {}", known_flags()));
         };
         let Some(value) = value else {
             return Err(format!("flag --{name} needs a value: --{name}=VALUE"));
@@ -153,19 +140,10 @@ where
 
     // Look a flag's text up, falling back to its default.
     let get = |name: &str| -> Option<(String, String)> {
-        let idx = FLAGS
-            .iter()
-            .position(|f| f.name == name)
-            .expect("flag is listed in FLAGS");
-        raw[idx].clone().or_else(|| {
-            FLAGS[idx]
-                .default
-                .map(|d| (d.to_string(), format!("default of --{name}")))
-        })
+        let idx = FLAGS.iter().position(|f| f.name == name).expect("flag is listed in FLAGS");
+        raw[idx].clone().or_else(|| FLAGS[idx].default.map(|d| (d.to_string(), format!("default of --{name}"))))
     };
-    let bad = |(value, from): &(String, String), why: String| {
-        format!("invalid value {value:?} for {from}: {why}")
-    };
+    let bad = |(value, from): &(String, String), why: String| format!("invalid value {value:?} for {from}: {why}");
 
     let duration = |name: &str| -> Result<Option<Duration>, String> {
         match get(name) {
@@ -175,22 +153,16 @@ where
     };
 
     let listen_raw = get("listen").expect("listen has a default");
-    let listen: SocketAddr = listen_raw.0.trim().parse().map_err(|e| {
-        bad(
-            &listen_raw,
-            format!("{e}; expected IP:PORT such as 0.0.0.0:8080 or [::]:8080"),
-        )
-    })?;
+    let listen: SocketAddr = listen_raw
+        .0
+        .trim()
+        .parse()
+        .map_err(|e| bad(&listen_raw, format!("{e}; expected IP:PORT such as 0.0.0.0:8080 or [::]:8080")))?;
 
     let exit_code_raw = get("exit-code").expect("exit-code has a default");
     let exit_code: i32 = match exit_code_raw.0.trim().parse::<i32>() {
         Ok(n) if (0..=255).contains(&n) => n,
-        _ => {
-            return Err(bad(
-                &exit_code_raw,
-                "expected an integer from 0 to 255".to_string(),
-            ))
-        }
+        _ => return Err(bad(&exit_code_raw, "expected an integer from 0 to 255".to_string())),
     };
 
     let log_every = duration("log-every")?;

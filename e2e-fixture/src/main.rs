@@ -69,11 +69,7 @@ fn watch_signals() {
     };
     spawn("signals", move || {
         if let Some(signal) = signals.forever().next() {
-            let name = if signal == SIGTERM {
-                "SIGTERM"
-            } else {
-                "SIGINT"
-            };
+            let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
             say(&format!("received {name}, shutting down"));
             // Nothing is buffered (every line is flushed) and no request
             // needs finishing, so exiting at once is the graceful path.
@@ -90,9 +86,7 @@ fn run(config: Config, start: Instant) {
         spawn("ticks", move || every(start, TICK, |_| metrics.tick()));
     }
     if let Some(period) = config.log_every {
-        spawn("log-every", move || {
-            every(start, period, |n| say(&format!("tick {n}")))
-        });
+        spawn("log-every", move || every(start, period, |n| say(&format!("tick {n}"))));
     }
     if let Some(after) = config.exit_after {
         let code = config.exit_code;
@@ -107,10 +101,7 @@ fn run(config: Config, start: Instant) {
     let server = match tiny_http::Server::http(config.listen) {
         Ok(s) => s,
         Err(e) => {
-            warn(&format!(
-                "e2e-fixture: cannot listen on {}: {e}",
-                config.listen
-            ));
+            warn(&format!("e2e-fixture: cannot listen on {}: {e}", config.listen));
             process::exit(1);
         }
     };
@@ -157,10 +148,7 @@ fn sleep_past(start: Instant, offset: Duration) {
 }
 
 fn epoch_micros() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {

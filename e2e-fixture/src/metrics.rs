@@ -140,59 +140,24 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
 
         if !s.requests.is_empty() {
-            header(
-                &mut out,
-                "fixture_requests_total",
-                "counter",
-                "Requests served, by path.",
-            );
+            header(&mut out, "fixture_requests_total", "counter", "Requests served, by path.");
             for (path, n) in &s.requests {
-                sample(
-                    &mut out,
-                    "fixture_requests_total",
-                    &[("path", path)],
-                    &n.to_string(),
-                );
+                sample(&mut out, "fixture_requests_total", &[("path", path)], &n.to_string());
             }
         }
 
         if !s.durations.is_empty() {
             let name = "fixture_request_duration_seconds";
-            header(
-                &mut out,
-                name,
-                "histogram",
-                "Time to handle a request, by path.",
-            );
+            header(&mut out, name, "histogram", "Time to handle a request, by path.");
             for (path, h) in &s.durations {
                 for (i, (_, le)) in BUCKETS.iter().enumerate() {
                     let labels = [("path", path.as_str()), ("le", le)];
-                    sample(
-                        &mut out,
-                        &format!("{name}_bucket"),
-                        &labels,
-                        &h.buckets[i].to_string(),
-                    );
+                    sample(&mut out, &format!("{name}_bucket"), &labels, &h.buckets[i].to_string());
                 }
                 let labels = [("path", path.as_str()), ("le", "+Inf")];
-                sample(
-                    &mut out,
-                    &format!("{name}_bucket"),
-                    &labels,
-                    &h.count.to_string(),
-                );
-                sample(
-                    &mut out,
-                    &format!("{name}_sum"),
-                    &[("path", path)],
-                    &float(h.sum),
-                );
-                sample(
-                    &mut out,
-                    &format!("{name}_count"),
-                    &[("path", path)],
-                    &h.count.to_string(),
-                );
+                sample(&mut out, &format!("{name}_bucket"), &labels, &h.count.to_string());
+                sample(&mut out, &format!("{name}_sum"), &[("path", path)], &float(h.sum));
+                sample(&mut out, &format!("{name}_count"), &[("path", path)], &h.count.to_string());
             }
         }
 
@@ -200,92 +165,37 @@ impl Metrics {
             let name = "fixture_response_size_bytes";
             header(&mut out, name, "summary", "Size of response bodies.");
             for (q, label) in QUANTILES {
-                sample(
-                    &mut out,
-                    name,
-                    &[("quantile", label)],
-                    &float(s.sizes.quantile(q)),
-                );
+                sample(&mut out, name, &[("quantile", label)], &float(s.sizes.quantile(q)));
             }
             sample(&mut out, &format!("{name}_sum"), &[], &float(s.sizes.sum));
-            sample(
-                &mut out,
-                &format!("{name}_count"),
-                &[],
-                &s.sizes.count.to_string(),
-            );
+            sample(&mut out, &format!("{name}_count"), &[], &s.sizes.count.to_string());
         }
 
-        header(
-            &mut out,
-            "fixture_ticks_total",
-            "counter",
-            "Ticks of a 100 ms clock since start.",
-        );
+        header(&mut out, "fixture_ticks_total", "counter", "Ticks of a 100 ms clock since start.");
         let ticks = self.ticks.load(Ordering::Relaxed);
         sample(&mut out, "fixture_ticks_total", &[], &ticks.to_string());
 
-        header(
-            &mut out,
-            "fixture_ready",
-            "gauge",
-            "1 once GET /ready answers 200, else 0.",
-        );
-        sample(
-            &mut out,
-            "fixture_ready",
-            &[],
-            if self.is_ready() { "1" } else { "0" },
-        );
+        header(&mut out, "fixture_ready", "gauge", "1 once GET /ready answers 200, else 0.");
+        sample(&mut out, "fixture_ready", &[], if self.is_ready() { "1" } else { "0" });
 
-        header(
-            &mut out,
-            "fixture_uptime_seconds",
-            "gauge",
-            "Seconds since the process started.",
-        );
-        sample(
-            &mut out,
-            "fixture_uptime_seconds",
-            &[],
-            &float(self.start.elapsed().as_secs_f64()),
-        );
+        header(&mut out, "fixture_uptime_seconds", "gauge", "Seconds since the process started.");
+        sample(&mut out, "fixture_uptime_seconds", &[], &float(self.start.elapsed().as_secs_f64()));
 
         if !s.values.is_empty() {
-            header(
-                &mut out,
-                "fixture_value",
-                "gauge",
-                "Values set through GET /set.",
-            );
+            header(&mut out, "fixture_value", "gauge", "Values set through GET /set.");
             for (name, v) in &s.values {
                 sample(&mut out, "fixture_value", &[("name", name)], &float(*v));
             }
         }
 
         if !s.custom.is_empty() {
-            header(
-                &mut out,
-                "fixture_custom_total",
-                "counter",
-                "Counters incremented through GET /inc.",
-            );
+            header(&mut out, "fixture_custom_total", "counter", "Counters incremented through GET /inc.");
             for (name, v) in &s.custom {
-                sample(
-                    &mut out,
-                    "fixture_custom_total",
-                    &[("name", name)],
-                    &float(*v),
-                );
+                sample(&mut out, "fixture_custom_total", &[("name", name)], &float(*v));
             }
         }
 
-        header(
-            &mut out,
-            "fixture_untyped",
-            "untyped",
-            "A constant without a type.",
-        );
+        header(&mut out, "fixture_untyped", "untyped", "A constant without a type.");
         sample(&mut out, "fixture_untyped", &[], "42");
 
         out
@@ -355,9 +265,7 @@ mod tests {
         let name = &line[..name_end];
         let name_ok = !name.is_empty()
             && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
         if !name_ok {
             return Err(format!("bad metric name {name:?}"));
         }
@@ -370,9 +278,7 @@ mod tests {
                 if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return Err(format!("bad label name {key:?}"));
                 }
-                r = r[eq + 1..]
-                    .strip_prefix('"')
-                    .ok_or("label value not quoted")?;
+                r = r[eq + 1..].strip_prefix('"').ok_or("label value not quoted")?;
                 // Walk the quoted value, honouring escapes.
                 let mut value = String::new();
                 let mut chars = r.char_indices();
@@ -429,14 +335,8 @@ mod tests {
                 match kw {
                     "HELP" => {}
                     "TYPE" => {
-                        assert!(
-                            ["counter", "gauge", "histogram", "summary", "untyped"].contains(&rest),
-                            "{line}"
-                        );
-                        assert!(
-                            typed.insert(name.to_string(), rest.to_string()).is_none(),
-                            "TYPE twice: {line}"
-                        );
+                        assert!(["counter", "gauge", "histogram", "summary", "untyped"].contains(&rest), "{line}");
+                        assert!(typed.insert(name.to_string(), rest.to_string()).is_none(), "TYPE twice: {line}");
                     }
                     _ => panic!("unexpected comment {line:?}"),
                 }
@@ -448,10 +348,7 @@ mod tests {
                 .iter()
                 .find_map(|suffix| {
                     let base = parsed.0.strip_suffix(suffix)?;
-                    typed
-                        .get(base)
-                        .filter(|k| *k == "histogram" || *k == "summary")
-                        .map(|_| base)
+                    typed.get(base).filter(|k| *k == "histogram" || *k == "summary").map(|_| base)
                 })
                 .unwrap_or(&parsed.0);
             assert!(typed.contains_key(family), "sample before its TYPE: {line}");
@@ -466,9 +363,7 @@ mod tests {
             .find(|(n, l, _)| {
                 n == name
                     && l.len() == labels.len()
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+                    && labels.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
             })
             .map(|(_, _, v)| v)
     }
@@ -508,22 +403,10 @@ mod tests {
         let s = check(&text);
         assert_eq!(find(&s, "fixture_ready", &[]), Some(&1.0));
         assert_eq!(find(&s, "fixture_ticks_total", &[]), Some(&2.0));
-        assert_eq!(
-            find(&s, "fixture_requests_total", &[("path", "/ready")]),
-            Some(&2.0)
-        );
-        assert_eq!(
-            find(&s, "fixture_requests_total", &[("path", "/slow")]),
-            Some(&1.0)
-        );
+        assert_eq!(find(&s, "fixture_requests_total", &[("path", "/ready")]), Some(&2.0));
+        assert_eq!(find(&s, "fixture_requests_total", &[("path", "/slow")]), Some(&1.0));
 
-        let bucket = |path, le| {
-            find(
-                &s,
-                "fixture_request_duration_seconds_bucket",
-                &[("path", path), ("le", le)],
-            )
-        };
+        let bucket = |path, le| find(&s, "fixture_request_duration_seconds_bucket", &[("path", path), ("le", le)]);
         assert_eq!(bucket("/ready", "0.005"), Some(&1.0));
         assert_eq!(bucket("/ready", "0.01"), Some(&1.0));
         assert_eq!(bucket("/ready", "0.1"), Some(&2.0));
@@ -531,50 +414,18 @@ mod tests {
         assert_eq!(bucket("/ready", "+Inf"), Some(&2.0));
         assert_eq!(bucket("/slow", "1"), Some(&0.0));
         assert_eq!(bucket("/slow", "+Inf"), Some(&1.0));
-        assert_eq!(
-            find(
-                &s,
-                "fixture_request_duration_seconds_count",
-                &[("path", "/slow")]
-            ),
-            Some(&1.0)
-        );
-        assert_eq!(
-            find(
-                &s,
-                "fixture_request_duration_seconds_sum",
-                &[("path", "/slow")]
-            ),
-            Some(&2.0)
-        );
+        assert_eq!(find(&s, "fixture_request_duration_seconds_count", &[("path", "/slow")]), Some(&1.0));
+        assert_eq!(find(&s, "fixture_request_duration_seconds_sum", &[("path", "/slow")]), Some(&2.0));
 
-        assert_eq!(
-            find(&s, "fixture_response_size_bytes", &[("quantile", "0.5")]),
-            Some(&5.0)
-        );
-        assert_eq!(
-            find(&s, "fixture_response_size_bytes", &[("quantile", "0.9")]),
-            Some(&5.0)
-        );
-        assert_eq!(
-            find(&s, "fixture_response_size_bytes_sum", &[]),
-            Some(&12.0)
-        );
-        assert_eq!(
-            find(&s, "fixture_response_size_bytes_count", &[]),
-            Some(&3.0)
-        );
+        assert_eq!(find(&s, "fixture_response_size_bytes", &[("quantile", "0.5")]), Some(&5.0));
+        assert_eq!(find(&s, "fixture_response_size_bytes", &[("quantile", "0.9")]), Some(&5.0));
+        assert_eq!(find(&s, "fixture_response_size_bytes_sum", &[]), Some(&12.0));
+        assert_eq!(find(&s, "fixture_response_size_bytes_count", &[]), Some(&3.0));
 
         assert_eq!(find(&s, "fixture_value", &[("name", "temp")]), Some(&21.5));
-        assert_eq!(
-            find(&s, "fixture_value", &[("name", "odd \"name\"\\\n")]),
-            Some(&f64::INFINITY)
-        );
+        assert_eq!(find(&s, "fixture_value", &[("name", "odd \"name\"\\\n")]), Some(&f64::INFINITY));
         assert_eq!(find(&s, "fixture_value", &[("name", "gone")]), None);
-        assert_eq!(
-            find(&s, "fixture_custom_total", &[("name", "jobs")]),
-            Some(&3.5)
-        );
+        assert_eq!(find(&s, "fixture_custom_total", &[("name", "jobs")]), Some(&3.5));
     }
 
     #[test]

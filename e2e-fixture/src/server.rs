@@ -57,12 +57,7 @@ pub enum Then {
 
 impl Reply {
     fn text(status: u16, body: impl Into<String>) -> Self {
-        Reply {
-            status,
-            content_type: TEXT,
-            body: body.into(),
-            then: None,
-        }
+        Reply { status, content_type: TEXT, body: body.into(), then: None }
     }
 
     fn ok() -> Self {
@@ -78,9 +73,7 @@ impl Reply {
 pub fn serve(server: Server, metrics: Arc<Metrics>) {
     for request in server.incoming_requests() {
         let metrics = Arc::clone(&metrics);
-        let spawned = thread::Builder::new()
-            .name("request".into())
-            .spawn(move || handle(request, &metrics));
+        let spawned = thread::Builder::new().name("request".into()).spawn(move || handle(request, &metrics));
         if let Err(e) = spawned {
             // The request is dropped with the closure, which closes it.
             out::warn(&format!("cannot start a request thread: {e}"));
@@ -91,10 +84,7 @@ pub fn serve(server: Server, metrics: Arc<Metrics>) {
 fn handle(request: Request, metrics: &Metrics) {
     let started = Instant::now();
     let url = request.url().to_string();
-    let path = url
-        .split_once('?')
-        .map_or(url.as_str(), |(p, _)| p)
-        .to_string();
+    let path = url.split_once('?').map_or(url.as_str(), |(p, _)| p).to_string();
     let reply = match request.method() {
         Method::Get | Method::Head => route(&url, metrics),
         _ => Reply::text(405, "method not allowed: use GET\n"),
@@ -130,24 +120,16 @@ fn header(name: &str, value: &str) -> Header {
 pub fn route(url: &str, metrics: &Metrics) -> Reply {
     let (path, raw_query) = url.split_once('?').unwrap_or((url, ""));
     let params = query::parse(raw_query);
-    let param = |key: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let param = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
 
     match path {
         "/" => Reply::text(200, INDEX),
         "/health" => Reply::ok(),
         "/ready" if metrics.is_ready() => Reply::text(200, "ready"),
         "/ready" => Reply::text(503, "not ready"),
-        "/metrics" | "/metrics/alt" => Reply {
-            status: 200,
-            content_type: metrics::CONTENT_TYPE,
-            body: metrics.render(),
-            then: None,
-        },
+        "/metrics" | "/metrics/alt" => {
+            Reply { status: 200, content_type: metrics::CONTENT_TYPE, body: metrics.render(), then: None }
+        }
         "/set" => set(param("name"), param("value"), param("delete"), metrics),
         "/inc" => inc(param("name"), param("by"), metrics),
         "/log" => log(param("line"), param("stream"), param("count")),
@@ -194,12 +176,7 @@ fn inc(name: Option<&str>, by: Option<&str>, metrics: &Metrics) -> Reply {
         None => 1.0,
         // A counter never goes down, and NaN would poison it for good.
         Some(Ok(v)) if v.is_finite() && v >= 0.0 => v,
-        _ => {
-            return Reply::bad(format!(
-                "by {:?} is not a finite number >= 0",
-                by.unwrap_or("")
-            ))
-        }
+        _ => return Reply::bad(format!("by {:?} is not a finite number >= 0", by.unwrap_or(""))),
     };
     metrics.inc_custom(name, by);
     Reply::ok()
@@ -217,11 +194,7 @@ fn log(line: Option<&str>, stream: Option<&str>, count: Option<&str>) -> Reply {
     let count = match count.map(|c| c.trim().parse::<u64>()) {
         None => 1,
         Some(Ok(n)) if n <= MAX_LOG_COUNT => n,
-        _ => {
-            return Reply::bad(format!(
-                "count must be an integer from 0 to {MAX_LOG_COUNT}"
-            ))
-        }
+        _ => return Reply::bad(format!("count must be an integer from 0 to {MAX_LOG_COUNT}")),
     };
     out::lines(stream, line, count);
     Reply::ok()
@@ -238,10 +211,7 @@ fn exit(code: Option<&str>, after: Option<&str>) -> Reply {
         Some(Ok(d)) => d,
         Some(Err(e)) => return Reply::bad(format!("after: {e}")),
     };
-    Reply {
-        then: Some(Then::Exit { code, after }),
-        ..Reply::text(200, "exiting")
-    }
+    Reply { then: Some(Then::Exit { code, after }), ..Reply::text(200, "exiting") }
 }
 
 fn status(code: &str) -> Reply {
@@ -296,20 +266,8 @@ mod tests {
         let m = Metrics::new(Instant::now());
         let r = route("/exit?code=3&after=10ms", &m);
         assert_eq!(r.body, "exiting");
-        assert_eq!(
-            r.then,
-            Some(Then::Exit {
-                code: 3,
-                after: Duration::from_millis(10)
-            })
-        );
-        assert_eq!(
-            route("/exit", &m).then,
-            Some(Then::Exit {
-                code: 0,
-                after: DEFAULT_EXIT_DELAY
-            })
-        );
+        assert_eq!(r.then, Some(Then::Exit { code: 3, after: Duration::from_millis(10) }));
+        assert_eq!(route("/exit", &m).then, Some(Then::Exit { code: 0, after: DEFAULT_EXIT_DELAY }));
         assert_eq!(route("/exit?code=300", &m).status, 400);
         assert_eq!(route("/exit?after=soon", &m).status, 400);
         assert_eq!(route("/log?line=x&stream=nowhere", &m).status, 400);

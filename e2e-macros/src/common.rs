@@ -78,10 +78,7 @@ pub(crate) fn parse_duration(lit: &LitStr, what: &str) -> syn::Result<Duration> 
         )
     })?;
     if duration.is_zero() {
-        return Err(syn::Error::new(
-            lit.span(),
-            format!("the {what} must be more than zero, e.g. \"120s\""),
-        ));
+        return Err(syn::Error::new(lit.span(), format!("the {what} must be more than zero, e.g. \"120s\"")));
     }
     Ok(duration)
 }
@@ -99,11 +96,7 @@ pub(crate) fn duration_tokens(d: Duration) -> TokenStream {
 
 /// "`a`, `b`, `c`", for error messages listing what is known.
 pub(crate) fn listed<S: Display>(names: impl IntoIterator<Item = S>) -> String {
-    names
-        .into_iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.into_iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// Token text without whitespace (nor the trailing commas rustfmt adds to expected code), to
@@ -132,16 +125,9 @@ mod tests {
 
     #[test]
     fn bad_and_zero_durations_are_explained() {
-        let bad = parse_duration(&LitStr::new("12x", Span::call_site()), "timeout")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            bad.starts_with("invalid timeout \"12x\": ") && bad.contains("\"120s\""),
-            "{bad}"
-        );
-        let zero = parse_duration(&LitStr::new("0s", Span::call_site()), "timeout")
-            .unwrap_err()
-            .to_string();
+        let bad = parse_duration(&LitStr::new("12x", Span::call_site()), "timeout").unwrap_err().to_string();
+        assert!(bad.starts_with("invalid timeout \"12x\": ") && bad.contains("\"120s\""), "{bad}");
+        let zero = parse_duration(&LitStr::new("0s", Span::call_site()), "timeout").unwrap_err().to_string();
         assert_eq!(zero, "the timeout must be more than zero, e.g. \"120s\"");
         assert_eq!(
             parse_duration(&LitStr::new("1m 30s", Span::call_site()), "timeout").unwrap(),

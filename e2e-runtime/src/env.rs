@@ -160,7 +160,8 @@ impl Env {
         let instrumented = Arc::new(watch::Sender::new(InstrumentedSet::new()));
         // Subscribed before any container of the env can start, so no death is missed.
         let first = engine.container_events(&Selector::managed().env(name).owner(owner::current()), None);
-        let events = tokio::spawn(follow_events(engine.clone(), name.to_string(), first, exits.clone(), instrumented.clone()));
+        let events =
+            tokio::spawn(follow_events(engine.clone(), name.to_string(), first, exits.clone(), instrumented.clone()));
         let http = reqwest::Client::builder()
             .danger_accept_invalid_certs(true)
             .no_proxy()
@@ -276,7 +277,9 @@ impl Env {
             let state = match self.inner.engine.inspect_container(&d.container).await {
                 // A container of that name that is not this run's (the name was taken): the
                 // runnable itself never started.
-                Ok(s) if !self.owns(&s.labels) => "not started (its container name is taken by a container of another run)".to_string(),
+                Ok(s) if !self.owns(&s.labels) => {
+                    "not started (its container name is taken by a container of another run)".to_string()
+                }
                 Ok(s) if s.paused => "paused".to_string(),
                 Ok(s) if s.running => "running".to_string(),
                 Ok(s) => format!("{} (exit code {})", s.status, s.exit_code.unwrap_or(-1)),
@@ -472,7 +475,9 @@ async fn follow_events(
         }
         failures += 1;
         if failures >= EVENT_RETRIES {
-            exits.lost.send_replace(Some(format!("the engine's event stream failed {failures} times in a row, last: {why}")));
+            exits
+                .lost
+                .send_replace(Some(format!("the engine's event stream failed {failures} times in a row, last: {why}")));
         }
         tokio::time::sleep(Duration::from_millis(50 << failures.min(5))).await;
     }
@@ -501,7 +506,11 @@ async fn reconcile(engine: &dyn Engine, exits: &Exits, instrumented: &watch::Sen
     for container in exits.containers() {
         if let Ok(state) = engine.inspect_container(&container).await {
             if !state.running && matches!(state.status.as_str(), "exited" | "dead") {
-                let event = Event { container, kind: EventKind::Died { exit_code: state.exit_code.unwrap_or(-1) }, time_nanos: 0 };
+                let event = Event {
+                    container,
+                    kind: EventKind::Died { exit_code: state.exit_code.unwrap_or(-1) },
+                    time_nanos: 0,
+                };
                 apply(exits, instrumented, &event);
             }
         }

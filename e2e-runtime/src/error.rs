@@ -122,7 +122,10 @@ pub enum Error {
         operation: &'static str,
     },
     /// The container exited while it was being waited on.
-    #[error("runnable {runnable:?} exited with code {exit_code} while waiting for it to be ready{}", format_tail(logs))]
+    #[error(
+        "runnable {runnable:?} exited with code {exit_code} while waiting for it to be ready{}",
+        format_tail(logs)
+    )]
     Exited {
         /// The runnable.
         runnable: String,
@@ -357,7 +360,9 @@ impl Error {
     /// on the runnable returns.
     pub(crate) fn declaration_copy(&self) -> Error {
         match self {
-            Error::InvalidName { what, name, reason } => Error::InvalidName { what, name: name.clone(), reason: reason.clone() },
+            Error::InvalidName { what, name, reason } => {
+                Error::InvalidName { what, name: name.clone(), reason: reason.clone() }
+            }
             Error::DuplicateRunnable { env, name } => Error::DuplicateRunnable { env: env.clone(), name: name.clone() },
             Error::EnvClosed { env, runnable } => Error::EnvClosed { env: env.clone(), runnable: runnable.clone() },
             other => Error::InvalidName { what: "runnable", name: String::new(), reason: other.to_string() },

@@ -124,7 +124,8 @@ impl BinaryImage {
         let image = self.clone();
         let (context, hash) = blocking(move || image.context()).await?;
         let engine = crate::engine::connect().await?;
-        let found = engine.image(&self.tag).await.map_err(|e| Error::engine(format!("inspecting image {:?}", self.tag), e))?;
+        let found =
+            engine.image(&self.tag).await.map_err(|e| Error::engine(format!("inspecting image {:?}", self.tag), e))?;
         if let Some(found) = found.filter(|f| f.labels.get(CONTENT_HASH_LABEL) == Some(&hash)) {
             if !self.quiet {
                 println!("e2e: build {}: up to date", self.tag);
@@ -292,7 +293,14 @@ pub(crate) async fn pull(engine: &dyn Engine, image: &str, quiet: bool) -> Resul
 }
 
 /// Sends a context to the builder, printing its output, and returns the image's id.
-async fn build(engine: &dyn Engine, tag: &str, context: Vec<u8>, dockerfile: &str, labels: Labels, quiet: bool) -> Result<String> {
+async fn build(
+    engine: &dyn Engine,
+    tag: &str,
+    context: Vec<u8>,
+    dockerfile: &str,
+    labels: Labels,
+    quiet: bool,
+) -> Result<String> {
     let failed = |detail: String| Error::ImageBuild { image: tag.to_string(), detail };
     let build = ImageBuild { tag: tag.to_string(), context, dockerfile: dockerfile.to_string(), labels };
     let mut step = String::new();

@@ -35,8 +35,11 @@ pub use linkme as __linkme;
 pub use catalog::Workload;
 pub use env::Env;
 pub use error::{EngineError, EngineErrorKind, Error, Result};
+pub use metrics::{
+    between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less,
+    less_amongst_two, less_or_equal, Comparator, Composite, Exposition, Matcher, MetricsOptions,
+};
 pub use owner::{ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL};
-pub use metrics::{between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less, less_amongst_two, less_or_equal, Comparator, Composite, Exposition, Matcher, MetricsOptions};
 pub use probe::Probe;
 pub use runnable::{
     start_and_wait_ready, ExecOutput, FutureRunnable, Metrics, Runnable, RunnableBuilder, StartOptions,

@@ -51,7 +51,8 @@ fn write_targets(file: &Path, set: &InstrumentedSet) {
         .collect();
     let tmp = file.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(&groups).expect("JSON of strings");
-    if std::fs::write(&tmp, text).and_then(|()| set_readable(&tmp)).and_then(|()| std::fs::rename(&tmp, file)).is_err() {
+    if std::fs::write(&tmp, text).and_then(|()| set_readable(&tmp)).and_then(|()| std::fs::rename(&tmp, file)).is_err()
+    {
         eprintln!("e2e: could not update the monitoring targets in {}", file.display());
     }
 }
@@ -157,9 +158,8 @@ pub async fn start_with(env: &Env, options: MonitoringOptions) -> Result<Monitor
                     .map_err(|e| Error::io(format!("listening on the env network's gateway {gateway}"), e))?;
                 let port = listener.local_addr().map_err(|e| Error::io("reading the exporter's address", e))?.port();
                 exporter = Some(tokio::spawn(serve_container_metrics(listener, env.clone())));
-                container_job = format!(
-                    "  - job_name: containers\n    static_configs:\n      - targets: ['{gateway}:{port}']\n"
-                );
+                container_job =
+                    format!("  - job_name: containers\n    static_configs:\n      - targets: ['{gateway}:{port}']\n");
             }
             None => eprintln!("e2e: monitoring without container metrics: the engine is not local"),
         }

@@ -38,12 +38,16 @@ impl fmt::Display for ProbeError {
         match self {
             ProbeError::NoAddress { port } => write!(f, "port {port:?} has no address"),
             ProbeError::Request { url, detail } => write!(f, "GET {url}: {detail}"),
-            ProbeError::Status { url, got, want } => write!(f, "GET {url} answered {got}, want {}..={}", want.start(), want.end()),
+            ProbeError::Status { url, got, want } => {
+                write!(f, "GET {url} answered {got}, want {}..={}", want.start(), want.end())
+            }
             ProbeError::Body { url, want } => write!(f, "GET {url} body does not contain {want:?}"),
             ProbeError::Connect { address, detail } => write!(f, "TCP connect to {address}: {detail}"),
             ProbeError::Command { command, exit_code } => write!(f, "{command:?} exited with {exit_code}"),
             ProbeError::Exec { detail } => f.write_str(detail),
-            ProbeError::Log { pattern, seen, times } => write!(f, "log line matching {pattern:?} seen {seen} of {times} times"),
+            ProbeError::Log { pattern, seen, times } => {
+                write!(f, "log line matching {pattern:?} seen {seen} of {times} times")
+            }
             ProbeError::Regex { detail } => f.write_str(detail),
         }
     }

@@ -587,15 +587,16 @@ impl Runnable {
         let mut ports = HashMap::new();
         for (i, (name, port)) in self.inner.ports.iter().enumerate() {
             let target = format!("{ip}:{port}").parse().map_err(|_| {
-                Error::io(format!("relaying port {name:?}"), std::io::Error::other(format!("bad container address {ip}")))
+                Error::io(
+                    format!("relaying port {name:?}"),
+                    std::io::Error::other(format!("bad container address {ip}")),
+                )
             })?;
             match state.relays.get(i) {
                 Some(relay) => relay.retarget(target),
-                None => state.relays.push(
-                    crate::forward::Relay::start(target)
-                        .await
-                        .map_err(|e| Error::io(format!("listening on 127.0.0.1 for port {name:?} of {}", self.inner.name), e))?,
-                ),
+                None => state.relays.push(crate::forward::Relay::start(target).await.map_err(|e| {
+                    Error::io(format!("listening on 127.0.0.1 for port {name:?} of {}", self.inner.name), e)
+                })?),
             }
             ports.insert(name.clone(), state.relays[i].port());
         }
@@ -620,7 +621,10 @@ impl Runnable {
                      belongs to no dead e2e run (remove it or use another env name)",
                     spec.name
                 ),
-                _ => format!("creating container {:?} of runnable {:?} (image {:?})", spec.name, self.inner.name, spec.image),
+                _ => format!(
+                    "creating container {:?} of runnable {:?} (image {:?})",
+                    spec.name, self.inner.name, spec.image
+                ),
             };
             Error::engine(context, e)
         })
@@ -811,7 +815,11 @@ impl Runnable {
             .engine()
             .exec(&id, &command, &mut |out| {
                 let text = String::from_utf8_lossy(&out.bytes);
-                if out.stderr { stderr.push_str(&text) } else { stdout.push_str(&text) }
+                if out.stderr {
+                    stderr.push_str(&text)
+                } else {
+                    stdout.push_str(&text)
+                }
                 lines.push(out.stderr, &out.bytes, &mut on_line);
             })
             .await
@@ -839,7 +847,11 @@ impl Runnable {
         if !self.inner.running(&id).await? {
             return Err(Error::NotRunning { runnable: self.inner.name.clone(), operation: "send a signal" });
         }
-        self.inner.engine().kill_container(&id, signal).await.map_err(self.inner.failed(&format!("sending {signal} to")))
+        self.inner
+            .engine()
+            .kill_container(&id, signal)
+            .await
+            .map_err(self.inner.failed(&format!("sending {signal} to")))
     }
 
     /// Freezes every process of the container.
@@ -858,7 +870,11 @@ impl Runnable {
     pub async fn disconnect(&self) -> Result<()> {
         let id = self.inner.id("disconnect")?;
         let network = &self.inner.env.inner.network.id;
-        self.inner.engine().disconnect_network(network, &id).await.map_err(self.inner.failed("disconnecting from the network"))
+        self.inner
+            .engine()
+            .disconnect_network(network, &id)
+            .await
+            .map_err(self.inner.failed("disconnecting from the network"))
     }
 
     /// Reconnects the container to the env network, under the same names.

@@ -73,11 +73,9 @@ impl Settings {
     /// The first refused variable, as an error.
     pub(crate) fn check(&self) -> Result<()> {
         match self.invalid.first() {
-            Some((variable, value, accepted)) => Err(Error::InvalidSetting {
-                variable,
-                value: value.clone(),
-                accepted,
-            }),
+            Some((variable, value, accepted)) => {
+                Err(Error::InvalidSetting { variable, value: value.clone(), accepted })
+            }
             None => Ok(()),
         }
     }
@@ -139,7 +137,13 @@ mod tests {
 
     #[test]
     fn keep_is_one_of_three_words() {
-        for (value, keep) in [("never", Keep::Never), ("", Keep::Never), ("on-failure", Keep::OnFailure), ("always", Keep::Always), ("Always", Keep::Always)] {
+        for (value, keep) in [
+            ("never", Keep::Never),
+            ("", Keep::Never),
+            ("on-failure", Keep::OnFailure),
+            ("always", Keep::Always),
+            ("Always", Keep::Always),
+        ] {
             let s = parse(&[("E2E_KEEP", value)]);
             assert_eq!((s.keep, s.check().is_ok()), (keep, true), "E2E_KEEP={value}");
             assert_eq!(s.publish_by_engine(), keep != Keep::Never, "E2E_KEEP={value}");

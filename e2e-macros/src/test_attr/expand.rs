@@ -21,13 +21,7 @@ pub(crate) fn expand(parsed: Parsed) -> TokenStream {
 }
 
 fn expand_test(test: TestFn) -> TokenStream {
-    let TestFn {
-        config,
-        func,
-        test_attrs,
-        cfg_attrs,
-        params,
-    } = test;
+    let TestFn { config, func, test_attrs, cfg_attrs, params } = test;
     let name = &func.sig.ident;
     let env_name = &config.env;
     let test_name = Ident::new(&env_name.value(), env_name.span());
@@ -131,7 +125,6 @@ mod tests {
     use crate::common::squash;
     use crate::test_attr::parse;
 
-
     fn expanded(args: TokenStream, item: TokenStream) -> String {
         squash(expand(parse(args, item)))
     }
@@ -192,10 +185,7 @@ mod tests {
                 async fn t() {}
             ),
         );
-        assert!(
-            out.contains("timeout:::core::option::Option::None"),
-            "{out}"
-        );
+        assert!(out.contains("timeout:::core::option::Option::None"), "{out}");
         assert!(!out.contains("start_workloads"), "{out}");
         assert!(out.contains("into_outcome(super::t().await)"), "{out}");
     }
@@ -227,9 +217,7 @@ mod tests {
             ),
         );
         assert!(
-            out.contains(&squash(
-                quote!(#[cfg(feature = "docker")] #[doc(hidden)] #[allow(non_snake_case)] mod t)
-            )),
+            out.contains(&squash(quote!(#[cfg(feature = "docker")] #[doc(hidden)] #[allow(non_snake_case)] mod t))),
             "{out}"
         );
     }

@@ -9,10 +9,7 @@ use quote::{quote, ToTokens};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{
-    Attribute, Expr, ExprLit, FnArg, Ident, Item, ItemFn, Lit, LitStr, Meta, Pat, Path, Signature,
-    Token, Type,
-};
+use syn::{Attribute, Expr, ExprLit, FnArg, Ident, Item, ItemFn, Lit, LitStr, Meta, Pat, Path, Signature, Token, Type};
 
 use crate::common::{listed, parse_duration, parse_recovering, Errors};
 
@@ -55,10 +52,7 @@ pub(crate) enum Parsed {
     },
 }
 
-const ARGS: &[(&str, &str)] = &[
-    ("env", "env = \"e2e_example\""),
-    ("timeout", "timeout = \"120s\""),
-];
+const ARGS: &[(&str, &str)] = &[("env", "env = \"e2e_example\""), ("timeout", "timeout = \"120s\"")];
 
 const UNSUPPORTED_TYPE: &str =
     "unsupported parameter type: #[e2e::test] takes `&e2e::Env` and workload types declared with `e2e::workload!`";
@@ -70,23 +64,14 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> Parsed {
         Ok(Item::Fn(func)) => func,
         _ => {
             errors.at(item_head(&item), "#[e2e::test] applies to an `async fn`");
-            return Parsed::Invalid {
-                item,
-                errors: errors.into_error().expect("an error was just pushed"),
-            };
+            return Parsed::Invalid { item, errors: errors.into_error().expect("an error was just pushed") };
         }
     };
     let (test_attrs, cfg_attrs) = sort_attrs(&mut func, &mut errors);
     check_signature(&func.sig, &mut errors);
     let params = parse_params(&func.sig, &mut errors);
     match (config, errors.into_error()) {
-        (Some(config), None) => Parsed::Test(TestFn {
-            config,
-            func,
-            test_attrs,
-            cfg_attrs,
-            params,
-        }),
+        (Some(config), None) => Parsed::Test(TestFn { config, func, test_attrs, cfg_attrs, params }),
         (_, errors) => Parsed::Invalid {
             item: func.into_token_stream(),
             errors: errors.expect("a config is missing only after an error"),
@@ -103,19 +88,13 @@ fn parse_config(args: TokenStream, errors: &mut Errors) -> Option<Config> {
         parse_recovering(input, errors, |input, _| {
             let key = input.call(Ident::parse_any).map_err(|e| {
                 keyless = true;
-                syn::Error::new(
-                    e.span(),
-                    "expected `key = \"value\"`: `env = \"e2e_example\"` or `timeout = \"120s\"`",
-                )
+                syn::Error::new(e.span(), "expected `key = \"value\"`: `env = \"e2e_example\"` or `timeout = \"120s\"`")
             })?;
             let name = key.to_string();
             let Some(&(_, example)) = ARGS.iter().find(|(k, _)| *k == name) else {
                 return Err(syn::Error::new(
                     key.span(),
-                    format!(
-                        "unknown argument `{name}`; known arguments: {}",
-                        listed(ARGS.iter().map(|(k, _)| k))
-                    ),
+                    format!("unknown argument `{name}`; known arguments: {}", listed(ARGS.iter().map(|(k, _)| k))),
                 ));
             };
             let first = seen.insert(name.clone());
@@ -130,19 +109,10 @@ fn parse_config(args: TokenStream, errors: &mut Errors) -> Option<Config> {
                 value = *group.expr;
             }
             if !first {
-                return Err(syn::Error::new(
-                    key.span(),
-                    format!("duplicate argument `{name}`"),
-                ));
+                return Err(syn::Error::new(key.span(), format!("duplicate argument `{name}`")));
             }
-            let Expr::Lit(ExprLit {
-                lit: Lit::Str(lit), ..
-            }) = value
-            else {
-                return Err(syn::Error::new_spanned(
-                    value,
-                    format!("`{name}` takes a string literal: `{example}`"),
-                ));
+            let Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) = value else {
+                return Err(syn::Error::new_spanned(value, format!("`{name}` takes a string literal: `{example}`")));
             };
             match name.as_str() {
                 "env" => {
@@ -155,9 +125,7 @@ fn parse_config(args: TokenStream, errors: &mut Errors) -> Option<Config> {
         });
         Ok(())
     };
-    parser
-        .parse2(args)
-        .expect("recovering parser reports into `errors`");
+    parser.parse2(args).expect("recovering parser reports into `errors`");
     if !seen.contains("env") && !keyless {
         errors.at(
             Span::call_site(),
@@ -194,13 +162,7 @@ fn sort_attrs(func: &mut ItemFn, errors: &mut Errors) -> (Vec<Attribute>, Vec<At
         if is_test_only(path) {
             test_attrs.push(attr);
         } else if is_test_generator(path) {
-            errors.spanned(
-                &attr,
-                format!(
-                    "remove #[{}]: #[e2e::test] already generates the test",
-                    path_text(path)
-                ),
-            );
+            errors.spanned(&attr, format!("remove #[{}]: #[e2e::test] already generates the test", path_text(path)));
         } else if path.is_ident("cfg_attr") {
             let (for_test, for_fn) = split_cfg_attr(attr);
             test_attrs.extend(for_test);
@@ -221,22 +183,12 @@ fn is_test_only(path: &Path) -> bool {
 
 /// `#[test]`, `#[tokio::test]`, `#[e2e::test]`, `#[rstest]`, `#[test_case(..)]`...
 fn is_test_generator(path: &Path) -> bool {
-    path.segments
-        .last()
-        .is_some_and(|s| s.ident == "test" || s.ident == "rstest" || s.ident == "test_case")
+    path.segments.last().is_some_and(|s| s.ident == "test" || s.ident == "rstest" || s.ident == "test_case")
 }
 
 fn path_text(path: &Path) -> String {
     let segments: Vec<_> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-    format!(
-        "{}{}",
-        if path.leading_colon.is_some() {
-            "::"
-        } else {
-            ""
-        },
-        segments.join("::")
-    )
+    format!("{}{}", if path.leading_colon.is_some() { "::" } else { "" }, segments.join("::"))
 }
 
 /// Splits `#[cfg_attr(pred, ignore, allow(x))]` into `#[cfg_attr(pred, ignore)]` for the test
@@ -268,22 +220,13 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
         errors.at(sig.fn_token.span, "#[e2e::test] needs an `async fn`");
     }
     if let Some(unsafety) = &sig.unsafety {
-        errors.at(
-            unsafety.span,
-            "#[e2e::test] can't call an `unsafe fn`: remove `unsafe`",
-        );
+        errors.at(unsafety.span, "#[e2e::test] can't call an `unsafe fn`: remove `unsafe`");
     }
     if !sig.generics.params.is_empty() {
-        errors.spanned(
-            &sig.generics,
-            "#[e2e::test] can't call a generic function: remove the generic parameters",
-        );
+        errors.spanned(&sig.generics, "#[e2e::test] can't call a generic function: remove the generic parameters");
     }
     if let Some(where_clause) = &sig.generics.where_clause {
-        errors.spanned(
-            where_clause,
-            "#[e2e::test] can't call a generic function: remove the `where` clause",
-        );
+        errors.spanned(where_clause, "#[e2e::test] can't call a generic function: remove the `where` clause");
     }
 }
 
@@ -306,7 +249,10 @@ fn parse_params(sig: &Signature, errors: &mut Errors) -> Vec<Param> {
                 } else if let Some(first) = env_param {
                     errors.spanned(
                         typed,
-                        format!("a second env parameter: the test has one env, already passed as `{}`", first.to_token_stream()),
+                        format!(
+                            "a second env parameter: the test has one env, already passed as `{}`",
+                            first.to_token_stream()
+                        ),
                     );
                 } else {
                     env_param = Some(&typed.pat);
@@ -398,16 +344,7 @@ mod tests {
 
     #[test]
     fn argument_errors_point_at_each_argument() {
-        let errors = errors_of(
-            quote!(
-                env = "ok",
-                nme = "x",
-                env = "again",
-                timeout = 5,
-                timeout("1s")
-            ),
-            item(),
-        );
+        let errors = errors_of(quote!(env = "ok", nme = "x", env = "again", timeout = 5, timeout("1s")), item());
         assert_eq!(
             errors,
             [
@@ -418,26 +355,13 @@ mod tests {
             ]
         );
         let errors = errors_of(quote!("e2e_example"), item());
-        assert_eq!(
-            errors[0],
-            "expected `key = \"value\"`: `env = \"e2e_example\"` or `timeout = \"120s\"`"
-        );
+        assert_eq!(errors[0], "expected `key = \"value\"`: `env = \"e2e_example\"` or `timeout = \"120s\"`");
         assert_eq!(errors.len(), 1, "a keyless argument may have been the env");
         let errors = errors_of(quote!(timeout = "1s"), item());
         assert_eq!(errors, ["#[e2e::test] needs an env name: `#[e2e::test(env = \"name\")]`; tests of one env never run at the same time"]);
-        assert_eq!(
-            errors_of(quote!(timeout("1s"), env = "a"), item()),
-            ["expected `timeout = \"120s\"`"]
-        );
-        assert_eq!(
-            errors_of(quote!(env("a")), item()),
-            ["expected `env = \"e2e_example\"`"],
-            "no missing env on top"
-        );
-        assert_eq!(
-            errors_of(quote!(env = "a" timeout = "1s"), item()),
-            ["expected `,`"]
-        );
+        assert_eq!(errors_of(quote!(timeout("1s"), env = "a"), item()), ["expected `timeout = \"120s\"`"]);
+        assert_eq!(errors_of(quote!(env("a")), item()), ["expected `env = \"e2e_example\"`"], "no missing env on top");
+        assert_eq!(errors_of(quote!(env = "a" timeout = "1s"), item()), ["expected `,`"]);
     }
 
     #[test]
@@ -446,7 +370,10 @@ mod tests {
         for (name, why) in e2e_names::cases::BAD {
             let e = errors_of(quote!(env = #name), item());
             assert_eq!(e.len(), 1, "{name:?}: {e:?}");
-            assert!(e[0].starts_with(&format!("invalid env name {name:?}: {why}; an env name names the test")), "{e:?}");
+            assert!(
+                e[0].starts_with(&format!("invalid env name {name:?}: {why}; an env name names the test")),
+                "{e:?}"
+            );
         }
         for name in e2e_names::cases::GOOD {
             assert_eq!(errors_of(quote!(env = #name), item()), Vec::<String>::new(), "{name:?}");
@@ -456,10 +383,7 @@ mod tests {
     #[test]
     fn timeouts_are_checked() {
         let e = errors_of(quote!(env = "a", timeout = "2 parsecs"), item());
-        assert!(
-            e[0].starts_with("invalid timeout \"2 parsecs\": unknown time unit \"parsecs\""),
-            "{e:?}"
-        );
+        assert!(e[0].starts_with("invalid timeout \"2 parsecs\": unknown time unit \"parsecs\""), "{e:?}");
         assert_eq!(
             errors_of(quote!(env = "a", timeout = "0ms"), item()),
             ["the timeout must be more than zero, e.g. \"120s\""]
@@ -565,31 +489,13 @@ mod tests {
         ) else {
             panic!("valid");
         };
-        let test: Vec<_> = t
-            .test_attrs
-            .iter()
-            .map(|a| a.to_token_stream().to_string())
-            .collect();
+        let test: Vec<_> = t.test_attrs.iter().map(|a| a.to_token_stream().to_string()).collect();
         assert_eq!(
             test,
-            [
-                quote!(#[cfg_attr(not(ci), ignore)]).to_string(),
-                quote!(#[should_panic(expected = "x")]).to_string()
-            ]
+            [quote!(#[cfg_attr(not(ci), ignore)]).to_string(), quote!(#[should_panic(expected = "x")]).to_string()]
         );
-        let func: Vec<_> = t
-            .func
-            .attrs
-            .iter()
-            .map(|a| a.to_token_stream().to_string())
-            .collect();
-        assert_eq!(
-            func,
-            [
-                quote!(#[cfg(unix)]).to_string(),
-                quote!(#[cfg_attr(not(ci), allow(unused))]).to_string()
-            ]
-        );
+        let func: Vec<_> = t.func.attrs.iter().map(|a| a.to_token_stream().to_string()).collect();
+        assert_eq!(func, [quote!(#[cfg(unix)]).to_string(), quote!(#[cfg_attr(not(ci), allow(unused))]).to_string()]);
         assert_eq!(t.cfg_attrs.len(), 1);
     }
 }

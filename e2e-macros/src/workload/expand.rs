@@ -20,15 +20,8 @@ fn expand_workload(w: &Workload) -> TokenStream {
     let name = &w.name;
     let type_name = name.unraw().to_string();
     let vis = &w.vis;
-    let image = w
-        .image
-        .clone()
-        .unwrap_or_else(|| LitStr::new("", name.span()));
-    let cfgs: Vec<&Attribute> = w
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("cfg"))
-        .collect();
+    let image = w.image.clone().unwrap_or_else(|| LitStr::new("", name.span()));
+    let cfgs: Vec<&Attribute> = w.attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
     let attrs = w.attrs.iter().filter(|a| !a.path().is_ident("cfg"));
     let doc = doc_text(&w.attrs);
     let default_doc = doc.is_empty().then(|| {
@@ -53,15 +46,8 @@ fn expand_workload(w: &Workload) -> TokenStream {
     let options_doc = if params.is_empty() {
         "Its start options.".to_string()
     } else {
-        let names: Vec<_> = w
-            .params
-            .iter()
-            .map(|p| format!("`{}`", p.name.unraw()))
-            .collect();
-        format!(
-            "Its start options for these parameters ({}).",
-            names.join(", ")
-        )
+        let names: Vec<_> = w.params.iter().map(|p| format!("`{}`", p.name.unraw())).collect();
+        format!("Its start options for these parameters ({}).", names.join(", "))
     };
     let options = start_options(w);
     let ports = w.ports.iter().map(|p| {
@@ -248,27 +234,15 @@ fn to_string(expr: &Expr) -> TokenStream {
 
 fn probe_tokens(probe: &Probe) -> TokenStream {
     match probe {
-        Probe::Http {
-            tls,
-            port,
-            path,
-            status,
-            body_contains,
-        } => {
+        Probe::Http { tls, port, path, status, body_contains } => {
             let port = port.unraw().to_string();
             let path = to_string(path);
-            let mut probe = if *tls {
-                quote!(::e2e::Probe::https(#port, #path))
-            } else {
-                quote!(::e2e::Probe::http(#port, #path))
-            };
+            let mut probe =
+                if *tls { quote!(::e2e::Probe::https(#port, #path)) } else { quote!(::e2e::Probe::http(#port, #path)) };
             if let Some(status) = status {
                 let status = match status {
                     // `status(200)` means exactly 200.
-                    Expr::Lit(ExprLit {
-                        lit: Lit::Int(code),
-                        ..
-                    }) => quote!(#code..=#code),
+                    Expr::Lit(ExprLit { lit: Lit::Int(code), .. }) => quote!(#code..=#code),
                     range => range.to_token_stream(),
                 };
                 probe = quote!(#probe.status(#status));
@@ -308,19 +282,12 @@ fn doc_text(attrs: &[Attribute]) -> String {
         .iter()
         .filter_map(|a| match &a.meta {
             Meta::NameValue(nv) if nv.path.is_ident("doc") => match &nv.value {
-                Expr::Lit(ExprLit {
-                    lit: Lit::Str(s), ..
-                }) => Some(s.value()),
+                Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s.value()),
                 _ => None,
             },
             _ => None,
         })
-        .map(|line| {
-            line.strip_prefix(' ')
-                .unwrap_or(&line)
-                .trim_end()
-                .to_string()
-        })
+        .map(|line| line.strip_prefix(' ').unwrap_or(&line).trim_end().to_string())
         .collect();
     lines.join("\n").trim().to_string()
 }
@@ -330,7 +297,6 @@ mod tests {
     use super::*;
     use crate::common::squash;
     use crate::workload::parse;
-
 
     fn expanded(input: TokenStream) -> String {
         squash(expand(parse(input)))
@@ -371,10 +337,7 @@ mod tests {
                             &("--config.file=/etc/prometheus/prometheus.yml")
                         )])
                         .metrics("http")
-                        .readiness(::e2e::Probe::http(
-                            "http",
-                            ::std::string::ToString::to_string(&("/-/ready")),
-                        ))
+                        .readiness(::e2e::Probe::http("http", ::std::string::ToString::to_string(&("/-/ready"))))
                 }
             ),
             quote!(
@@ -399,9 +362,7 @@ mod tests {
             ),
             quote!(
                 pub fn grpc_internal_endpoint(&self) -> ::std::string::String {
-                    self.runnable
-                        .internal_endpoint("grpc")
-                        .expect("a declared port has an internal endpoint")
+                    self.runnable.internal_endpoint("grpc").expect("a declared port has an internal endpoint")
                 }
             ),
             quote!(impl ::core::ops::Deref for Prometheus { type Target = ::e2e::Runnable;
@@ -414,15 +375,14 @@ mod tests {
                 #[::e2e::__private::linkme::distributed_slice(::e2e::__private::CATALOG)]
                 #[linkme(crate = ::e2e::__private::linkme)]
                 #[doc(hidden)]
-                static __E2E_WORKLOAD_PROMETHEUS: ::e2e::catalog::WorkloadInfo =
-                    ::e2e::catalog::WorkloadInfo {
-                        name: "Prometheus",
-                        image: "quay.io/prometheus/prometheus:v2.42.0",
-                        ports: &[("http", 9090u16), ("grpc", 10901u16)],
-                        metrics_port: ::core::option::Option::Some("http"),
-                        doc: "Prometheus scraping itself.\n\nSecond paragraph.",
-                        module: ::core::module_path!(),
-                    };
+                static __E2E_WORKLOAD_PROMETHEUS: ::e2e::catalog::WorkloadInfo = ::e2e::catalog::WorkloadInfo {
+                    name: "Prometheus",
+                    image: "quay.io/prometheus/prometheus:v2.42.0",
+                    ports: &[("http", 9090u16), ("grpc", 10901u16)],
+                    metrics_port: ::core::option::Option::Some("http"),
+                    doc: "Prometheus scraping itself.\n\nSecond paragraph.",
+                    module: ::core::module_path!(),
+                };
             ),
         ] {
             assert!(out.contains(&squash(&piece)), "missing {piece}\nin {out}");
@@ -495,9 +455,7 @@ mod tests {
             ),
             quote!(
                 pub fn with(env: &::e2e::Env, name: &str, ready_after: &str, code: i32) -> Self {
-                    Self {
-                        runnable: env.runnable(name).init(Self::options(ready_after, code)),
-                    }
+                    Self { runnable: env.runnable(name).init(Self::options(ready_after, code)) }
                 }
             ),
             quote!(impl ::e2e::Workload for Fixture),
@@ -512,9 +470,7 @@ mod tests {
     fn without_defaults_there_is_no_new_nor_workload_impl() {
         let out = expanded(quote!(Db(version: u32) { image: "db" }));
         assert!(
-            out.contains(&squash(
-                quote!(pub fn with(env: &::e2e::Env, name: &str, version: u32) -> Self)
-            )),
+            out.contains(&squash(quote!(pub fn with(env: &::e2e::Env, name: &str, version: u32) -> Self))),
             "{out}"
         );
         assert!(!out.contains("pubfnnew"), "{out}");
@@ -534,10 +490,7 @@ mod tests {
     fn errors_come_with_what_could_be_emitted() {
         let out = expanded(quote!(W { ports: { http: 80 }, readiness: tcp(htp) } X { image: "x" }));
         assert!(out.contains("pubconstIMAGE:&'staticstr=\"\";"), "{out}");
-        assert!(
-            !out.contains(".readiness("),
-            "the faulty probe is dropped: {out}"
-        );
+        assert!(!out.contains(".readiness("), "the faulty probe is dropped: {out}");
         assert!(out.contains("structX"), "{out}");
         assert_eq!(out.matches("::core::compile_error!").count(), 2, "{out}");
     }

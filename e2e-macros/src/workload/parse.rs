@@ -10,8 +10,7 @@ use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{
-    braced, parenthesized, token, Attribute, Expr, ExprLit, Ident, Lit, LitInt, LitStr, Token,
-    Type, Visibility,
+    braced, parenthesized, token, Attribute, Expr, ExprLit, Ident, Lit, LitInt, LitStr, Token, Type, Visibility,
 };
 
 use crate::common::{listed, parse_duration, parse_recovering, Errors};
@@ -59,21 +58,10 @@ pub(crate) enum Entrypoint {
 
 #[allow(clippy::large_enum_variant)] // one per macro call: size doesn't matter
 pub(crate) enum Probe {
-    Http {
-        tls: bool,
-        port: Ident,
-        path: Expr,
-        status: Option<Expr>,
-        body_contains: Option<Expr>,
-    },
-    Tcp {
-        port: Ident,
-    },
+    Http { tls: bool, port: Ident, path: Expr, status: Option<Expr>, body_contains: Option<Expr> },
+    Tcp { port: Ident },
     Cmd(Vec<Expr>),
-    Log {
-        regex: Expr,
-        times: Option<Expr>,
-    },
+    Log { regex: Expr, times: Option<Expr> },
     AllOf(Vec<Probe>),
 }
 
@@ -90,8 +78,7 @@ const KEYS: &[&str] = &[
     "user",
 ];
 
-const PROBES: &str =
-    "`http(port, \"/path\")`, `https(port, \"/path\")`, `tcp(port)`, `cmd([\"arg\", ...])`, \
+const PROBES: &str = "`http(port, \"/path\")`, `https(port, \"/path\")`, `tcp(port)`, `cmd([\"arg\", ...])`, \
                       `log(\"regex\")`, `log(\"regex\", times)` or `all_of([probe, ...])`";
 
 pub(crate) fn parse(input: TokenStream) -> Parsed {
@@ -99,10 +86,7 @@ pub(crate) fn parse(input: TokenStream) -> Parsed {
     let mut workloads = Vec::new();
     let parser = |input: ParseStream| {
         if input.is_empty() {
-            errors.at(
-                Span::call_site(),
-                "expected a workload: `Name { image: \"repo/name:tag\", ... }`",
-            );
+            errors.at(Span::call_site(), "expected a workload: `Name { image: \"repo/name:tag\", ... }`");
         }
         while !input.is_empty() {
             match parse_workload(input, &mut errors) {
@@ -116,24 +100,16 @@ pub(crate) fn parse(input: TokenStream) -> Parsed {
         }
         Ok(())
     };
-    parser
-        .parse2(input)
-        .expect("the parser consumes all of its input");
-    Parsed {
-        workloads,
-        errors: errors.into_error(),
-    }
+    parser.parse2(input).expect("the parser consumes all of its input");
+    Parsed { workloads, errors: errors.into_error() }
 }
 
 fn parse_workload(input: ParseStream, errors: &mut Errors) -> syn::Result<Workload> {
     let attrs = input.call(Attribute::parse_outer)?;
     let vis: Visibility = input.parse()?;
-    let name: Ident = input.parse().map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            "expected a workload: `Name { image: \"repo/name:tag\", ... }`",
-        )
-    })?;
+    let name: Ident = input
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), "expected a workload: `Name { image: \"repo/name:tag\", ... }`"))?;
     let params = if input.peek(token::Paren) {
         let content;
         parenthesized!(content in input);
@@ -142,17 +118,14 @@ fn parse_workload(input: ParseStream, errors: &mut Errors) -> syn::Result<Worklo
         Vec::new()
     };
     if !input.peek(token::Brace) {
-        return Err(input.error(format!(
-            "expected `{{` and the keys of `{name}`: `{name} {{ image: \"repo/name:tag\", ... }}`"
-        )));
+        return Err(input
+            .error(format!("expected `{{` and the keys of `{name}`: `{name} {{ image: \"repo/name:tag\", ... }}`")));
     }
     let content;
     braced!(content in input);
     let mut w = Workload::new(attrs, vis, name, params);
     let mut seen = Seen::default();
-    parse_recovering(&content, errors, |input, errors| {
-        parse_key(input, &mut w, &mut seen, errors)
-    });
+    parse_recovering(&content, errors, |input, errors| parse_key(input, &mut w, &mut seen, errors));
     check(&mut w, &seen, errors);
     Ok(w)
 }
@@ -191,10 +164,7 @@ fn parse_params(input: ParseStream, errors: &mut Errors) -> Vec<Param> {
             None
         };
         if params.iter().any(|p| p.name == name) {
-            return Err(syn::Error::new(
-                name.span(),
-                format!("duplicate parameter `{name}`"),
-            ));
+            return Err(syn::Error::new(name.span(), format!("duplicate parameter `{name}`")));
         }
         params.push(Param { name, ty, default });
         Ok(())
@@ -212,19 +182,11 @@ impl Seen {
     }
 }
 
-fn parse_key(
-    input: ParseStream,
-    w: &mut Workload,
-    seen: &mut Seen,
-    errors: &mut Errors,
-) -> syn::Result<()> {
+fn parse_key(input: ParseStream, w: &mut Workload, seen: &mut Seen, errors: &mut Errors) -> syn::Result<()> {
     let key = input.call(Ident::parse_any)?;
     let name = key.to_string();
     if !KEYS.contains(&name.as_str()) {
-        return Err(syn::Error::new(
-            key.span(),
-            format!("unknown key `{name}`; known keys: {}", listed(KEYS)),
-        ));
+        return Err(syn::Error::new(key.span(), format!("unknown key `{name}`; known keys: {}", listed(KEYS))));
     }
     input.parse::<Token![:]>()?;
     let first = seen.get(&name).is_none();
@@ -238,12 +200,7 @@ fn parse_key(
     let w = if first {
         w
     } else {
-        dropped = Workload::new(
-            Vec::new(),
-            Visibility::Inherited,
-            w.name.clone(),
-            Vec::new(),
-        );
+        dropped = Workload::new(Vec::new(), Visibility::Inherited, w.name.clone(), Vec::new());
         &mut dropped
     };
     match name.as_str() {
@@ -259,10 +216,7 @@ fn parse_key(
             w.ports = ports;
         }
         "metrics" => {
-            let port = port_name(
-                &input.parse()?,
-                "`metrics` takes the name of a port: `metrics: http`",
-            )?;
+            let port = port_name(&input.parse()?, "`metrics` takes the name of a port: `metrics: http`")?;
             w.metrics = Some(port);
         }
         "metrics_path" => {
@@ -279,10 +233,7 @@ fn parse_key(
             w.readiness_timeout = Some(timeout);
         }
         "command" => {
-            let args = list(
-                &input.parse()?,
-                "`command` takes a list: `command: [\"--flag\", format!(\"--n={n}\")]`",
-            )?;
+            let args = list(&input.parse()?, "`command` takes a list: `command: [\"--flag\", format!(\"--n={n}\")]`")?;
             w.command = Some(args);
         }
         "entrypoint" => {
@@ -311,13 +262,8 @@ fn parse_key(
 
 fn string_literal(input: ParseStream, key: &str, example: &str) -> syn::Result<LitStr> {
     match input.parse()? {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(lit), ..
-        }) => Ok(lit),
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{key}` takes a string literal: `{example}`"),
-        )),
+        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => Ok(lit),
+        other => Err(syn::Error::new_spanned(other, format!("`{key}` takes a string literal: `{example}`"))),
     }
 }
 
@@ -341,25 +287,14 @@ fn parse_ports(input: ParseStream, errors: &mut Errors) -> syn::Result<Vec<Port>
         }
         let lit: LitInt = input.parse()?;
         if !matches!(lit.suffix(), "" | "u16") {
-            return Err(syn::Error::new(
-                lit.span(),
-                "a port number is a `u16`: remove the suffix",
-            ));
+            return Err(syn::Error::new(lit.span(), "a port number is a `u16`: remove the suffix"));
         }
         let number = match lit.base10_parse::<u16>() {
             Ok(n) if n > 0 => n,
-            _ => {
-                return Err(syn::Error::new(
-                    lit.span(),
-                    "a port number is from 1 to 65535",
-                ))
-            }
+            _ => return Err(syn::Error::new(lit.span(), "a port number is from 1 to 65535")),
         };
         if ports.iter().any(|p| p.name == name) {
-            return Err(syn::Error::new(
-                name.span(),
-                format!("duplicate port `{name}`"),
-            ));
+            return Err(syn::Error::new(name.span(), format!("duplicate port `{name}`")));
         }
         ports.push(Port { name, number });
         Ok(())
@@ -390,10 +325,7 @@ fn parse_env(input: ParseStream, errors: &mut Errors) -> syn::Result<Vec<(String
         input.parse::<Token![:]>()?;
         let value: Expr = input.parse()?;
         if vars.iter().any(|(n, _)| *n == name) {
-            return Err(syn::Error::new(
-                span,
-                format!("duplicate variable `{name}`"),
-            ));
+            return Err(syn::Error::new(span, format!("duplicate variable `{name}`")));
         }
         vars.push((name, value));
         Ok(())
@@ -404,11 +336,9 @@ fn parse_env(input: ParseStream, errors: &mut Errors) -> syn::Result<Vec<(String
 /// A port name, as in `metrics: http` or `tcp(http)`.
 fn port_name(expr: &Expr, message: &str) -> syn::Result<Ident> {
     match expr {
-        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => p
-            .path
-            .get_ident()
-            .cloned()
-            .ok_or_else(|| syn::Error::new_spanned(expr, message)),
+        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => {
+            p.path.get_ident().cloned().ok_or_else(|| syn::Error::new_spanned(expr, message))
+        }
         _ => Err(syn::Error::new_spanned(expr, message)),
     }
 }
@@ -428,9 +358,7 @@ fn probe(expr: &Expr) -> syn::Result<Probe> {
             let method = call.method.to_string();
             let (slot, example) = match (&mut probe, method.as_str()) {
                 (Probe::Http { status, .. }, "status") => (status, "`.status(200..=299)`"),
-                (Probe::Http { body_contains, .. }, "body_contains") => {
-                    (body_contains, "`.body_contains(\"ok\")`")
-                }
+                (Probe::Http { body_contains, .. }, "body_contains") => (body_contains, "`.body_contains(\"ok\")`"),
                 (_, "status" | "body_contains") => {
                     return Err(syn::Error::new(
                         call.method.span(),
@@ -445,16 +373,10 @@ fn probe(expr: &Expr) -> syn::Result<Probe> {
                 }
             };
             let [arg] = args::<1>(&call.args).ok_or_else(|| {
-                syn::Error::new_spanned(
-                    call,
-                    format!("`.{method}(...)` takes one argument: {example}"),
-                )
+                syn::Error::new_spanned(call, format!("`.{method}(...)` takes one argument: {example}"))
             })?;
             if slot.is_some() {
-                return Err(syn::Error::new(
-                    call.method.span(),
-                    format!("duplicate `.{method}(...)`"),
-                ));
+                return Err(syn::Error::new(call.method.span(), format!("duplicate `.{method}(...)`")));
             }
             *slot = Some(arg.clone());
             Ok(probe)
@@ -469,9 +391,7 @@ fn probe(expr: &Expr) -> syn::Result<Probe> {
             match head.as_str() {
                 "http" | "https" => {
                     let [p, path] = args(&call.args).ok_or_else(|| {
-                        usage(&format!(
-                            "`{head}` takes a port name and a path: `{head}(http, \"/ready\")`"
-                        ))
+                        usage(&format!("`{head}` takes a port name and a path: `{head}(http, \"/ready\")`"))
                     })?;
                     Ok(Probe::Http {
                         tls: head == "https",
@@ -482,8 +402,7 @@ fn probe(expr: &Expr) -> syn::Result<Probe> {
                     })
                 }
                 "tcp" => {
-                    let [p] = args(&call.args)
-                        .ok_or_else(|| usage("`tcp` takes a port name: `tcp(redis)`"))?;
+                    let [p] = args(&call.args).ok_or_else(|| usage("`tcp` takes a port name: `tcp(redis)`"))?;
                     Ok(Probe::Tcp { port: port(p)? })
                 }
                 "cmd" => {
@@ -492,30 +411,18 @@ fn probe(expr: &Expr) -> syn::Result<Probe> {
                     Ok(Probe::Cmd(list(command, message)?))
                 }
                 "log" => {
-                    let message =
-                        "`log` takes a regex, and how many lines must match it if more than one: \
+                    let message = "`log` takes a regex, and how many lines must match it if more than one: \
                                    `log(\"ready\")`, `log(\"ready\", 2)`";
                     match call.args.iter().collect::<Vec<_>>()[..] {
-                        [regex] => Ok(Probe::Log {
-                            regex: regex.clone(),
-                            times: None,
-                        }),
-                        [regex, times] => Ok(Probe::Log {
-                            regex: regex.clone(),
-                            times: Some(times.clone()),
-                        }),
+                        [regex] => Ok(Probe::Log { regex: regex.clone(), times: None }),
+                        [regex, times] => Ok(Probe::Log { regex: regex.clone(), times: Some(times.clone()) }),
                         _ => Err(usage(message)),
                     }
                 }
                 "all_of" => {
                     let message = "`all_of` takes a list of probes: `all_of([tcp(grpc), http(http, \"/ready\")])`";
                     let [probes] = args(&call.args).ok_or_else(|| usage(message))?;
-                    Ok(Probe::AllOf(
-                        list(probes, message)?
-                            .iter()
-                            .map(probe)
-                            .collect::<syn::Result<_>>()?,
-                    ))
+                    Ok(Probe::AllOf(list(probes, message)?.iter().map(probe).collect::<syn::Result<_>>()?))
                 }
                 _ => Err(syn::Error::new_spanned(
                     &call.func,
@@ -526,10 +433,7 @@ fn probe(expr: &Expr) -> syn::Result<Probe> {
                 )),
             }
         }
-        _ => Err(syn::Error::new_spanned(
-            expr,
-            format!("expected a readiness probe: {PROBES}"),
-        )),
+        _ => Err(syn::Error::new_spanned(expr, format!("expected a readiness probe: {PROBES}"))),
     }
 }
 
@@ -540,13 +444,7 @@ fn args<const N: usize>(args: &Punctuated<Expr, Token![,]>) -> Option<[&Expr; N]
 /// Rules across keys; a value at fault is dropped so that the rest can still be emitted.
 fn check(w: &mut Workload, seen: &Seen, errors: &mut Errors) {
     if w.image.is_none() && seen.get("image").is_none() {
-        errors.at(
-            w.name.span(),
-            format!(
-                "workload `{}` needs an image: `image: \"repo/name:tag\"`",
-                w.name
-            ),
-        );
+        errors.at(w.name.span(), format!("workload `{}` needs an image: `image: \"repo/name:tag\"`", w.name));
     }
     let ports: Vec<String> = w.ports.iter().map(|p| p.name.to_string()).collect();
     let unknown_port = |port: &Ident| -> Option<syn::Error> {
@@ -554,7 +452,10 @@ fn check(w: &mut Workload, seen: &Seen, errors: &mut Errors) {
             return None;
         }
         let message = if ports.is_empty() {
-            format!("unknown port `{port}`: `{}` declares no ports; declare it with `ports: {{ {port}: 8080 }}`", w.name)
+            format!(
+                "unknown port `{port}`: `{}` declares no ports; declare it with `ports: {{ {port}: 8080 }}`",
+                w.name
+            )
         } else {
             format!("unknown port `{port}`; declared ports: {}", listed(&ports))
         };
@@ -577,10 +478,7 @@ fn check(w: &mut Workload, seen: &Seen, errors: &mut Errors) {
         }
     }
     if let (Some(key), None) = (seen.get("metrics_path"), seen.get("metrics")) {
-        errors.at(
-            key.span(),
-            "`metrics_path` needs `metrics`, the port serving the metrics: `metrics: http`",
-        );
+        errors.at(key.span(), "`metrics_path` needs `metrics`, the port serving the metrics: `metrics: http`");
         w.metrics_path = None;
     }
     if w.params.iter().any(|p| p.default.is_some()) {
@@ -614,12 +512,7 @@ mod tests {
     use super::*;
 
     fn errors(input: TokenStream) -> Vec<String> {
-        parse(input)
-            .errors
-            .into_iter()
-            .flatten()
-            .map(|e| e.to_string())
-            .collect()
+        parse(input).errors.into_iter().flatten().map(|e| e.to_string()).collect()
     }
 
     #[test]
@@ -640,36 +533,18 @@ mod tests {
             }
             pub(crate) Fixture(ready_after: &str = "0s", code: i32 = 0) { image: "f", entrypoint: ["/bin/sh", "-c"] }
         });
-        assert!(
-            parsed.errors.is_none(),
-            "{:?}",
-            parsed.errors.map(|e| e.to_string())
-        );
-        let [p, f] = &parsed.workloads[..] else {
-            panic!("two workloads")
-        };
+        assert!(parsed.errors.is_none(), "{:?}", parsed.errors.map(|e| e.to_string()));
+        let [p, f] = &parsed.workloads[..] else { panic!("two workloads") };
         assert_eq!(p.name, "Prometheus");
-        assert_eq!(
-            p.image.as_ref().unwrap().value(),
-            "quay.io/prometheus/prometheus:v2.42.0"
-        );
-        let ports: Vec<_> = p
-            .ports
-            .iter()
-            .map(|p| (p.name.to_string(), p.number))
-            .collect();
-        assert_eq!(
-            ports,
-            [("http".to_string(), 9090), ("grpc".to_string(), 10901)]
-        );
+        assert_eq!(p.image.as_ref().unwrap().value(), "quay.io/prometheus/prometheus:v2.42.0");
+        let ports: Vec<_> = p.ports.iter().map(|p| (p.name.to_string(), p.number)).collect();
+        assert_eq!(ports, [("http".to_string(), 9090), ("grpc".to_string(), 10901)]);
         assert_eq!(p.metrics.as_ref().unwrap(), "http");
         assert_eq!(p.readiness_timeout, Some(Duration::from_secs(30)));
         assert!(matches!(p.entrypoint, Some(Entrypoint::None)));
         let env: Vec<_> = p.env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(env, ["GOMAXPROCS", "X-Y"]);
-        let Some(Probe::AllOf(probes)) = &p.readiness else {
-            panic!("all_of")
-        };
+        let Some(Probe::AllOf(probes)) = &p.readiness else { panic!("all_of") };
         assert!(
             matches!(&probes[..], [Probe::Http { status: Some(_), body_contains: Some(_), tls: false, .. }, Probe::Tcp { .. }, Probe::Log { times: Some(_), .. }, Probe::Cmd(c)] if c.len() == 1)
         );
@@ -706,10 +581,7 @@ mod tests {
 
     #[test]
     fn duplicate_port_names_are_errors() {
-        assert_eq!(
-            errors(quote!(W { image: "a", ports: { http: 80, http: 81 } })),
-            ["duplicate port `http`"]
-        );
+        assert_eq!(errors(quote!(W { image: "a", ports: { http: 80, http: 81 } })), ["duplicate port `http`"]);
     }
 
     #[test]
@@ -725,11 +597,7 @@ mod tests {
                 "unknown port `htp`; declared ports: `http`, `grpc`",
             ]
         );
-        let e = errors(quote!(W {
-            image: "a",
-            metrics_path: "/m",
-            readiness: all_of([tcp(db)])
-        }));
+        let e = errors(quote!(W { image: "a", metrics_path: "/m", readiness: all_of([tcp(db)]) }));
         assert_eq!(
             e,
             [
@@ -746,74 +614,30 @@ mod tests {
             assert_eq!(e.len(), 1, "{e:?}");
             e.into_iter().next().unwrap()
         };
-        assert_eq!(
-            case(quote!(grpc(http))),
-            format!("unknown readiness probe `grpc`; expected {PROBES}")
-        );
-        assert_eq!(
-            case(quote!("http")),
-            format!("expected a readiness probe: {PROBES}")
-        );
-        assert_eq!(
-            case(quote!(http(http))),
-            "`http` takes a port name and a path: `http(http, \"/ready\")`"
-        );
-        assert_eq!(
-            case(quote!(https("http", "/"))),
-            "expected the name of a port, as in `tcp(http)`"
-        );
-        assert_eq!(
-            case(quote!(tcp(http).status(200))),
-            "`.status(...)` applies to `http` and `https` probes"
-        );
-        assert_eq!(
-            case(quote!(http(http, "/").status(200).status(201))),
-            "duplicate `.status(...)`"
-        );
-        assert_eq!(
-            case(quote!(http(http, "/").status())),
-            "`.status(...)` takes one argument: `.status(200..=299)`"
-        );
-        assert!(case(quote!(http(http, "/").retries(3)))
-            .starts_with("unknown probe setting `.retries(...)`"));
+        assert_eq!(case(quote!(grpc(http))), format!("unknown readiness probe `grpc`; expected {PROBES}"));
+        assert_eq!(case(quote!("http")), format!("expected a readiness probe: {PROBES}"));
+        assert_eq!(case(quote!(http(http))), "`http` takes a port name and a path: `http(http, \"/ready\")`");
+        assert_eq!(case(quote!(https("http", "/"))), "expected the name of a port, as in `tcp(http)`");
+        assert_eq!(case(quote!(tcp(http).status(200))), "`.status(...)` applies to `http` and `https` probes");
+        assert_eq!(case(quote!(http(http, "/").status(200).status(201))), "duplicate `.status(...)`");
+        assert_eq!(case(quote!(http(http, "/").status())), "`.status(...)` takes one argument: `.status(200..=299)`");
+        assert!(case(quote!(http(http, "/").retries(3))).starts_with("unknown probe setting `.retries(...)`"));
         assert!(case(quote!(log())).starts_with("`log` takes a regex"));
-        assert_eq!(
-            case(quote!(cmd("true"))),
-            "`cmd` takes a list: `cmd([\"redis-cli\", \"ping\"])`"
-        );
+        assert_eq!(case(quote!(cmd("true"))), "`cmd` takes a list: `cmd([\"redis-cli\", \"ping\"])`");
         assert!(case(quote!(all_of(tcp(http)))).starts_with("`all_of` takes a list of probes"));
         assert!(case(quote!(readiness_timeout)).starts_with("expected a readiness probe"));
     }
 
     #[test]
     fn value_errors() {
-        let e = errors(quote!(W {
-            image: 5,
-            readiness_timeout: "soon",
-            metrics: "http",
-            entrypoint: "sh"
-        }));
-        assert_eq!(
-            e[0],
-            "`image` takes a string literal: `image: \"redis:7.2\"`"
-        );
-        assert!(
-            e[1].starts_with("invalid readiness_timeout \"soon\": "),
-            "{}",
-            e[1]
-        );
+        let e = errors(quote!(W { image: 5, readiness_timeout: "soon", metrics: "http", entrypoint: "sh" }));
+        assert_eq!(e[0], "`image` takes a string literal: `image: \"redis:7.2\"`");
+        assert!(e[1].starts_with("invalid readiness_timeout \"soon\": "), "{}", e[1]);
         assert_eq!(e[2], "`metrics` takes the name of a port: `metrics: http`");
         assert!(e[3].starts_with("`entrypoint` takes a list"), "{}", e[3]);
+        assert_eq!(e.len(), 4, "an invalid image is not also a missing one: {e:?}");
         assert_eq!(
-            e.len(),
-            4,
-            "an invalid image is not also a missing one: {e:?}"
-        );
-        assert_eq!(
-            errors(quote!(W {
-                image: "",
-                readiness_timeout: "0s"
-            }))[..],
+            errors(quote!(W { image: "", readiness_timeout: "0s" }))[..],
             [
                 "`image` can't be empty".to_string(),
                 "the readiness_timeout must be more than zero, e.g. \"120s\"".to_string()
@@ -826,11 +650,7 @@ mod tests {
         let e = errors(quote!(W(a: u8 = 1, b: u8, c = 3, a: u8 = 2) { image: "x" }));
         assert_eq!(e[0], "expected `:`");
         assert_eq!(e[1], "duplicate parameter `a`");
-        assert!(
-            e[2].starts_with("parameter `b` needs a default too"),
-            "{}",
-            e[2]
-        );
+        assert!(e[2].starts_with("parameter `b` needs a default too"), "{}", e[2]);
         assert_eq!(e.len(), 3);
     }
 
@@ -838,23 +658,9 @@ mod tests {
     fn header_errors_stop_parsing_but_keep_what_parsed() {
         let parsed = parse(quote!(A { image: "a" } B image: "b"));
         assert_eq!(parsed.workloads.len(), 1);
-        let e: Vec<_> = parsed
-            .errors
-            .into_iter()
-            .flatten()
-            .map(|e| e.to_string())
-            .collect();
-        assert_eq!(
-            e,
-            ["expected `{` and the keys of `B`: `B { image: \"repo/name:tag\", ... }`"]
-        );
-        assert_eq!(
-            errors(quote!()),
-            ["expected a workload: `Name { image: \"repo/name:tag\", ... }`"]
-        );
-        assert_eq!(
-            errors(quote!({ image: "a" })),
-            ["expected a workload: `Name { image: \"repo/name:tag\", ... }`"]
-        );
+        let e: Vec<_> = parsed.errors.into_iter().flatten().map(|e| e.to_string()).collect();
+        assert_eq!(e, ["expected `{` and the keys of `B`: `B { image: \"repo/name:tag\", ... }`"]);
+        assert_eq!(errors(quote!()), ["expected a workload: `Name { image: \"repo/name:tag\", ... }`"]);
+        assert_eq!(errors(quote!({ image: "a" })), ["expected a workload: `Name { image: \"repo/name:tag\", ... }`"]);
     }
 }

@@ -26,7 +26,9 @@ pub(crate) fn install() {
         signals::install();
         if !crate::settings::get().no_watchdog {
             if let Err(e) = watchdog::spawn() {
-                eprintln!("e2e: could not start the cleanup watchdog ({e}); a killed run is cleaned up by the next one");
+                eprintln!(
+                    "e2e: could not start the cleanup watchdog ({e}); a killed run is cleaned up by the next one"
+                );
             }
         }
     });

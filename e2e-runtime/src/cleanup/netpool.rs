@@ -71,11 +71,15 @@ pub(crate) async fn take(engine: &dyn Engine) -> Result<Network> {
         let name = format!("e2e-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         // A foreign network of that name (a pid reused since): the engine resolves networks
         // by name too, so take another.
-        let taken = engine.network_exists(&name).await.map_err(|e| Error::engine(format!("looking up network {name:?}"), e))?;
+        let taken =
+            engine.network_exists(&name).await.map_err(|e| Error::engine(format!("looking up network {name:?}"), e))?;
         if taken {
             continue;
         }
-        let id = engine.create_network(&name, &labels).await.map_err(|e| Error::engine(format!("creating network {name:?}"), e))?;
+        let id = engine
+            .create_network(&name, &labels)
+            .await
+            .map_err(|e| Error::engine(format!("creating network {name:?}"), e))?;
         return Ok(Network { id, name });
     }
 }

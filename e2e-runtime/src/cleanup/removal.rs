@@ -29,9 +29,13 @@ impl Failures {
 /// `extra` when given (the env's pooled network, which carries no env label).
 pub(crate) async fn remove_run(engine: &dyn Engine, env: &str, owner: &Owner, extra: Option<&str>) -> Result<()> {
     let selector = Selector::managed().env(env).owner(owner);
-    let containers = engine.list(ResourceKind::Container, &selector).await.map_err(|e| listing(ResourceKind::Container, e))?;
+    let containers =
+        engine.list(ResourceKind::Container, &selector).await.map_err(|e| listing(ResourceKind::Container, e))?;
     let removals = containers.iter().map(|c| async move {
-        engine.remove_container(&c.id).await.map_err(|e| Error::engine(format!("removing container {}", crate::engine::short_id(&c.id)), e))
+        engine
+            .remove_container(&c.id)
+            .await
+            .map_err(|e| Error::engine(format!("removing container {}", crate::engine::short_id(&c.id)), e))
     });
     let mut failures = Failures::default();
     for r in futures_util::future::join_all(removals).await {
@@ -40,9 +44,12 @@ pub(crate) async fn remove_run(engine: &dyn Engine, env: &str, owner: &Owner, ex
     let (volumes, networks) =
         tokio::join!(engine.list(ResourceKind::Volume, &selector), engine.list(ResourceKind::Network, &selector));
     for v in volumes.map_err(|e| listing(ResourceKind::Volume, e))? {
-        failures.add(engine.remove_volume(&v.id).await.map_err(|e| Error::engine(format!("removing volume {:?}", v.id), e)));
+        failures.add(
+            engine.remove_volume(&v.id).await.map_err(|e| Error::engine(format!("removing volume {:?}", v.id), e)),
+        );
     }
-    let mut networks: Vec<String> = networks.map_err(|e| listing(ResourceKind::Network, e))?.into_iter().map(|n| n.id).collect();
+    let mut networks: Vec<String> =
+        networks.map_err(|e| listing(ResourceKind::Network, e))?.into_iter().map(|n| n.id).collect();
     if let Some(extra) = extra {
         if !networks.iter().any(|n| n == extra) {
             networks.push(extra.to_string());

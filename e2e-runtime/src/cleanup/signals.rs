@@ -52,8 +52,6 @@ fn install_signal_handler() {
 fn remove_this_run() -> crate::Result<usize> {
     let kept: HashSet<String> = crate::cleanup::watchdog::kept();
     crate::cleanup::session::block_on(None, move |engine| {
-        Box::pin(async move {
-            crate::cleanup::removal::remove_owned(&*engine, crate::owner::current(), &kept).await
-        })
+        Box::pin(async move { crate::cleanup::removal::remove_owned(&*engine, crate::owner::current(), &kept).await })
     })
 }

@@ -161,7 +161,10 @@ impl Fake {
             ..Default::default()
         };
         let spec = ContainerSpec { name: name.to_string(), labels, ..Default::default() };
-        world.containers.insert(id.clone(), Container { id: id.clone(), spec, state, output: broadcast::channel(16).0, printed: vec![] });
+        world.containers.insert(
+            id.clone(),
+            Container { id: id.clone(), spec, state, output: broadcast::channel(16).0, printed: vec![] },
+        );
         id
     }
 
@@ -171,7 +174,9 @@ impl Fake {
         match kind {
             ResourceKind::Network => {
                 let id = format!("n-{name}");
-                world.networks.insert(id.clone(), Network { name: name.into(), labels, attached: BTreeSet::new(), phantom: 0 });
+                world
+                    .networks
+                    .insert(id.clone(), Network { name: name.into(), labels, attached: BTreeSet::new(), phantom: 0 });
                 id
             }
             ResourceKind::Volume => {
@@ -263,10 +268,18 @@ impl Engine for Fake {
     async fn create_container(&self, spec: &ContainerSpec) -> EngineResult<String> {
         let mut world = self.call("create_container", &spec.name)?;
         if !world.images.contains_key(&spec.image) {
-            return Err(EngineError::new(EngineErrorKind::NoSuchImage, Some(404), format!("No such image: {}", spec.image)));
+            return Err(EngineError::new(
+                EngineErrorKind::NoSuchImage,
+                Some(404),
+                format!("No such image: {}", spec.image),
+            ));
         }
         if world.containers.values().any(|c| c.spec.name == spec.name) {
-            return Err(EngineError::new(EngineErrorKind::Conflict, Some(409), format!("Conflict. The container name \"/{}\" is already in use", spec.name)));
+            return Err(EngineError::new(
+                EngineErrorKind::Conflict,
+                Some(409),
+                format!("Conflict. The container name \"/{}\" is already in use", spec.name),
+            ));
         }
         let id = format!("{:064x}", world.containers.len() + 1 + world.calls.len() * 1000);
         let state = ContainerState {
@@ -275,7 +288,8 @@ impl Engine for Fake {
             labels: spec.labels.clone(),
             ..Default::default()
         };
-        let c = Container { id: id.clone(), spec: spec.clone(), state, output: broadcast::channel(256).0, printed: vec![] };
+        let c =
+            Container { id: id.clone(), spec: spec.clone(), state, output: broadcast::channel(256).0, printed: vec![] };
         world.containers.insert(id.clone(), c);
         Ok(id)
     }
@@ -291,9 +305,11 @@ impl Engine for Fake {
             c.state.addresses.insert(network.clone(), format!("10.0.0.{}", n + 1));
         }
         if c.spec.publish_on.is_some() {
-            c.state.host_ports = c.spec.ports.iter().enumerate().map(|(i, p)| (*p, 40000 + (n * 10 + i) as u16)).collect();
+            c.state.host_ports =
+                c.spec.ports.iter().enumerate().map(|(i, p)| (*p, 40000 + (n * 10 + i) as u16)).collect();
         }
-        let (name, image, network, cid) = (c.spec.name.clone(), c.spec.image.clone(), c.spec.network.clone(), c.id.clone());
+        let (name, image, network, cid) =
+            (c.spec.name.clone(), c.spec.image.clone(), c.spec.network.clone(), c.id.clone());
         if let Some(net) = network.and_then(|n| world.networks.get_mut(&n)) {
             net.attached.insert(cid.clone());
             // Addresses are keyed by the network's name, as the engine reports them.
@@ -340,7 +356,11 @@ impl Engine for Fake {
         let mut world = self.call("kill_container", id)?;
         let c = find(&mut world, id)?;
         if !c.state.running {
-            return Err(EngineError::new(EngineErrorKind::Conflict, Some(409), format!("Container {id} is not running")));
+            return Err(EngineError::new(
+                EngineErrorKind::Conflict,
+                Some(409),
+                format!("Container {id} is not running"),
+            ));
         }
         stop(c, 137);
         let died = self.event(&c.spec.name.clone(), EventKind::Died { exit_code: 137 });
@@ -402,7 +422,11 @@ impl Engine for Fake {
             let mut world = self.call("exec", &format!("{id} {}", command.join(" ")))?;
             let c = find(&mut world, id)?;
             if !c.state.running {
-                return Err(EngineError::new(EngineErrorKind::Conflict, Some(409), format!("Container {id} is not running")));
+                return Err(EngineError::new(
+                    EngineErrorKind::Conflict,
+                    Some(409),
+                    format!("Container {id} is not running"),
+                ));
             }
             let image = c.spec.image.clone();
             world.behaviours.get_mut(&image).and_then(|b| b.exec_codes.pop_front()).unwrap_or(0)
@@ -414,10 +438,17 @@ impl Engine for Fake {
     async fn create_network(&self, name: &str, labels: &Labels) -> EngineResult<String> {
         let mut world = self.call("create_network", name)?;
         if world.networks.values().any(|n| n.name == name) {
-            return Err(EngineError::new(EngineErrorKind::Conflict, Some(409), format!("network with name {name} already exists")));
+            return Err(EngineError::new(
+                EngineErrorKind::Conflict,
+                Some(409),
+                format!("network with name {name} already exists"),
+            ));
         }
         let id = format!("n-{name}");
-        world.networks.insert(id.clone(), Network { name: name.into(), labels: labels.clone(), attached: BTreeSet::new(), phantom: 0 });
+        world.networks.insert(
+            id.clone(),
+            Network { name: name.into(), labels: labels.clone(), attached: BTreeSet::new(), phantom: 0 },
+        );
         Ok(id)
     }
 
@@ -437,7 +468,11 @@ impl Engine for Fake {
         let Some(n) = world.networks.get_mut(id) else { return Ok(()) };
         if !n.attached.is_empty() || n.phantom > 0 {
             n.phantom = n.phantom.saturating_sub(1);
-            return Err(EngineError::new(EngineErrorKind::InUse, Some(403), format!("error while removing network: network {} id {id} has active endpoints", n.name)));
+            return Err(EngineError::new(
+                EngineErrorKind::InUse,
+                Some(403),
+                format!("error while removing network: network {} id {id} has active endpoints", n.name),
+            ));
         }
         world.networks.remove(id);
         Ok(())
@@ -477,7 +512,9 @@ impl Engine for Fake {
 
     async fn list(&self, kind: ResourceKind, selector: &Selector) -> EngineResult<Vec<Found>> {
         let world = self.call("list", &kind.to_string())?;
-        let found = |id: &str, labels: &Labels| selector.selects(labels).then(|| Found { id: id.to_string(), labels: labels.clone() });
+        let found = |id: &str, labels: &Labels| {
+            selector.selects(labels).then(|| Found { id: id.to_string(), labels: labels.clone() })
+        };
         Ok(match kind {
             ResourceKind::Container => world.containers.values().filter_map(|c| found(&c.id, &c.spec.labels)).collect(),
             ResourceKind::Network => world.networks.iter().filter_map(|(id, n)| found(id, &n.labels)).collect(),
@@ -487,7 +524,10 @@ impl Engine for Fake {
 
     fn container_events(&self, selector: &Selector, since: Option<i64>) -> BoxStream<'static, EngineResult<Event>> {
         let Ok(world) = self.call("container_events", &since.map(|s| s.to_string()).unwrap_or_default()) else {
-            return futures_util::stream::once(async { Err(EngineError::new(EngineErrorKind::Unavailable, None, "injected")) }).boxed();
+            return futures_util::stream::once(async {
+                Err(EngineError::new(EngineErrorKind::Unavailable, None, "injected"))
+            })
+            .boxed();
         };
         // Every container's events: names are env-prefixed, so other envs' events touch no
         // watched container.
@@ -525,7 +565,11 @@ impl Engine for Fake {
         Ok(world.images.get(reference).cloned())
     }
 
-    async fn pull_image(&self, reference: &ImageRef, progress: &mut (dyn for<'s> FnMut(&'s str) + Send)) -> EngineResult<()> {
+    async fn pull_image(
+        &self,
+        reference: &ImageRef,
+        progress: &mut (dyn for<'s> FnMut(&'s str) + Send),
+    ) -> EngineResult<()> {
         let mut world = self.call("pull_image", &reference.to_string())?;
         world.pulls.push((reference.repository.clone(), reference.pull_tag().to_string()));
         let full = reference.to_string();
@@ -538,9 +582,16 @@ impl Engine for Fake {
         Ok(())
     }
 
-    async fn build_image(&self, build: &ImageBuild, output: &mut (dyn for<'s> FnMut(&'s str) + Send)) -> EngineResult<()> {
+    async fn build_image(
+        &self,
+        build: &ImageBuild,
+        output: &mut (dyn for<'s> FnMut(&'s str) + Send),
+    ) -> EngineResult<()> {
         let mut world = self.call("build_image", &build.tag)?;
-        world.images.insert(build.tag.clone(), ImageInfo { id: format!("sha256:built-{}", build.tag), labels: build.labels.clone() });
+        world.images.insert(
+            build.tag.clone(),
+            ImageInfo { id: format!("sha256:built-{}", build.tag), labels: build.labels.clone() },
+        );
         drop(world);
         output("Step 1/1 : FROM scratch");
         Ok(())

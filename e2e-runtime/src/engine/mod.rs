@@ -106,9 +106,17 @@ pub(crate) trait Engine: Send + Sync + fmt::Debug {
     /// The image's id and labels, `None` when the engine lacks it.
     async fn image(&self, reference: &str) -> EngineResult<Option<ImageInfo>>;
     /// Pulls an image, handing over progress lines.
-    async fn pull_image(&self, reference: &ImageRef, progress: &mut (dyn for<'s> FnMut(&'s str) + Send)) -> EngineResult<()>;
+    async fn pull_image(
+        &self,
+        reference: &ImageRef,
+        progress: &mut (dyn for<'s> FnMut(&'s str) + Send),
+    ) -> EngineResult<()>;
     /// Builds an image from a tar context, handing over the builder's output lines.
-    async fn build_image(&self, build: &ImageBuild, output: &mut (dyn for<'s> FnMut(&'s str) + Send)) -> EngineResult<()>;
+    async fn build_image(
+        &self,
+        build: &ImageBuild,
+        output: &mut (dyn for<'s> FnMut(&'s str) + Send),
+    ) -> EngineResult<()>;
 }
 
 /// Everything needed to create a container.
@@ -373,7 +381,10 @@ mod tests {
         assert_eq!(r("redis"), ("redis".into(), "latest".into()));
         assert_eq!(r("localhost:5000/app"), ("localhost:5000/app".into(), "latest".into()));
         assert_eq!(r("localhost:5000/app:v1"), ("localhost:5000/app".into(), "v1".into()));
-        assert_eq!(r("quay.io/prometheus/prometheus:v2.42.0"), ("quay.io/prometheus/prometheus".into(), "v2.42.0".into()));
+        assert_eq!(
+            r("quay.io/prometheus/prometheus:v2.42.0"),
+            ("quay.io/prometheus/prometheus".into(), "v2.42.0".into())
+        );
     }
 
     #[test]

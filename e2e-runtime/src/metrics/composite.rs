@@ -63,7 +63,12 @@ impl Runnable {
     /// missing metric with [`MetricsOptions::wait_missing_metrics`]. The error after the
     /// deadline names the runnable, the metrics, the matchers, the last sums and the last
     /// error.
-    pub async fn wait_sum_metrics_with<I>(&self, comparator: Comparator, names: I, options: MetricsOptions) -> Result<()>
+    pub async fn wait_sum_metrics_with<I>(
+        &self,
+        comparator: Comparator,
+        names: I,
+        options: MetricsOptions,
+    ) -> Result<()>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
@@ -140,7 +145,12 @@ impl Composite {
     }
 
     /// Like [`Runnable::wait_sum_metrics_with`], on sums over every runnable.
-    pub async fn wait_sum_metrics_with<I>(&self, comparator: Comparator, names: I, options: MetricsOptions) -> Result<()>
+    pub async fn wait_sum_metrics_with<I>(
+        &self,
+        comparator: Comparator,
+        names: I,
+        options: MetricsOptions,
+    ) -> Result<()>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,

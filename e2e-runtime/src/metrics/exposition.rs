@@ -206,8 +206,7 @@ fn parse_in_parallel(lines: &[&str], types: &HashMap<String, MetricType>) -> Scr
         return parse(lines, None);
     }
     let splittable = |line: &str| {
-        line.starts_with('#')
-            || !types.get(family_of(sample_name(line), types)).is_some_and(|t| t.is_aggregate())
+        line.starts_with('#') || !types.get(family_of(sample_name(line), types)).is_some_and(|t| t.is_aggregate())
     };
     let mut cuts = vec![0];
     for k in 1..threads {

@@ -191,7 +191,11 @@ async fn close_in_background_frees_the_name_once_removed() {
 #[tokio::test]
 async fn describe_reports_state_exit_code_and_last_lines() {
     let (fake, env) = env("u_describe").await;
-    let b = crate::engine::fake::Behaviour { lines: vec![(true, "boom".into())], exits_with: Some(4), ..Default::default() };
+    let b = crate::engine::fake::Behaviour {
+        lines: vec![(true, "boom".into())],
+        exits_with: Some(4),
+        ..Default::default()
+    };
     fake.image("fake/d:1").behaviour("fake/d:1", b);
     let r = env.runnable("svc").init(StartOptions::new("fake/d:1").quiet(true));
     let idle = env.runnable("idle").init(StartOptions::new(IMAGE));

@@ -20,7 +20,10 @@ fn all_of_no_one_or_many_errors() {
 
 #[test]
 fn engine_errors_keep_their_kind_and_status() {
-    let e = Error::engine("removing network x", EngineError::new(EngineErrorKind::InUse, Some(403), "has active endpoints"));
+    let e = Error::engine(
+        "removing network x",
+        EngineError::new(EngineErrorKind::InUse, Some(403), "has active endpoints"),
+    );
     assert_eq!(e.engine_kind(), Some(EngineErrorKind::InUse));
     assert_eq!(e.to_string(), "removing network x: has active endpoints (status 403)");
     assert_eq!(Error::AlreadyStarted { runnable: "a".into() }.engine_kind(), None);

@@ -9,13 +9,19 @@ use crate::StartOptions;
 async fn instrumented_runnables_are_announced_while_they_run() {
     let (fake, env) = env("u_mon").await;
     let watch = env.watch_instrumented();
-    let m = env.runnable("m").with_ports([("http", 9090)]).init(StartOptions::new(IMAGE).metrics("http").metrics_path("/m"));
+    let m = env
+        .runnable("m")
+        .with_ports([("http", 9090)])
+        .init(StartOptions::new(IMAGE).metrics("http").metrics_path("/m"));
     let plain = env.runnable("plain").with_ports([("http", 80)]).init(StartOptions::new(IMAGE));
     crate::start_and_wait_ready([&m, &plain]).await.unwrap();
     {
         let set = watch.borrow();
         let t = set.get("u_mon-m").expect("announced on start");
-        assert_eq!((t.runnable.as_str(), t.address.as_str(), t.path.as_str(), t.scheme.as_str()), ("m", "u_mon-m:9090", "/m", "http"));
+        assert_eq!(
+            (t.runnable.as_str(), t.address.as_str(), t.path.as_str(), t.scheme.as_str()),
+            ("m", "u_mon-m:9090", "/m", "http")
+        );
         assert_eq!(set.len(), 1, "a runnable without a metrics port is no target");
     }
     m.stop().await.unwrap();

@@ -155,7 +155,12 @@ fn probe_misuse_and_bad_regexes_are_found_before_running() {
 
 #[test]
 fn probes_describe_themselves_and_the_ports_they_dial() {
-    let p = Probe::all_of([Probe::http("web", "/ready"), Probe::tcp("db"), Probe::cmd(["true"]), Probe::log("up").times(3)]);
+    let p = Probe::all_of([
+        Probe::http("web", "/ready"),
+        Probe::tcp("db"),
+        Probe::cmd(["true"]),
+        Probe::log("up").times(3),
+    ]);
     assert_eq!(p.to_string(), "all_of(http(web, \"/ready\"), tcp(db), cmd([\"true\"]), log(\"up\", 3 times))");
     assert_eq!(p.ports(), ["web", "db"]);
     assert_eq!(Probe::https("s", "/").to_string(), "https(s, \"/\")");

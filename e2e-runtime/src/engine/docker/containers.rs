@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig, NetworkingConfig, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, KillContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
     StatsOptions, StopContainerOptions,
@@ -86,7 +88,12 @@ impl Docker {
             .unwrap_or_default()
             .values()
             .fold((0, 0), |(rx, tx), n| (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0)));
-        Ok(Usage { cpu_seconds: cpu as f64 / 1e9, memory_bytes: memory as f64, rx_bytes: rx as f64, tx_bytes: tx as f64 })
+        Ok(Usage {
+            cpu_seconds: cpu as f64 / 1e9,
+            memory_bytes: memory as f64,
+            rx_bytes: rx as f64,
+            tx_bytes: tx as f64,
+        })
     }
 
     pub(super) async fn list_containers(&self, selector: &Selector) -> EngineResult<Vec<Found>> {
@@ -155,10 +162,8 @@ fn state_of(c: ContainerInspectResponse) -> ContainerState {
     if let Some(ns) = c.network_settings {
         for (port, bindings) in ns.ports.unwrap_or_default() {
             let Some(port) = port.strip_suffix("/tcp").and_then(|p| p.parse::<u16>().ok()) else { continue };
-            let published = bindings
-                .unwrap_or_default()
-                .into_iter()
-                .find_map(|b| b.host_port.and_then(|p| p.parse::<u16>().ok()));
+            let published =
+                bindings.unwrap_or_default().into_iter().find_map(|b| b.host_port.and_then(|p| p.parse::<u16>().ok()));
             if let Some(p) = published {
                 host_ports.insert(port, p);
             }

@@ -29,7 +29,9 @@ impl Docker {
                 let container = attrs.get("name")?.clone();
                 let kind = match ev.action.as_deref()? {
                     "start" => EventKind::Started,
-                    "die" => EventKind::Died { exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(-1) },
+                    "die" => {
+                        EventKind::Died { exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(-1) }
+                    }
                     _ => return None,
                 };
                 let time_nanos = ev.time_nano.or(ev.time.map(|t| t * 1_000_000_000)).unwrap_or(0);

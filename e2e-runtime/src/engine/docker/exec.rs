@@ -9,7 +9,12 @@ use super::{engine_error, Docker};
 use crate::engine::{EngineResult, Output};
 
 impl Docker {
-    pub(super) async fn run(&self, id: &str, command: &[String], output: &mut (dyn FnMut(Output) + Send)) -> EngineResult<i64> {
+    pub(super) async fn run(
+        &self,
+        id: &str,
+        command: &[String],
+        output: &mut (dyn FnMut(Output) + Send),
+    ) -> EngineResult<i64> {
         let opts = CreateExecOptions {
             cmd: Some(command.to_vec()),
             attach_stdout: Some(true),

@@ -18,7 +18,11 @@ impl Docker {
         }
     }
 
-    pub(super) async fn pull(&self, reference: &ImageRef, progress: &mut (dyn for<'s> FnMut(&'s str) + Send)) -> EngineResult<()> {
+    pub(super) async fn pull(
+        &self,
+        reference: &ImageRef,
+        progress: &mut (dyn for<'s> FnMut(&'s str) + Send),
+    ) -> EngineResult<()> {
         let opts = CreateImageOptions {
             from_image: Some(reference.repository.clone()),
             tag: Some(reference.pull_tag().to_string()),
@@ -35,7 +39,11 @@ impl Docker {
         Ok(())
     }
 
-    pub(super) async fn build(&self, build: &ImageBuild, output: &mut (dyn for<'s> FnMut(&'s str) + Send)) -> EngineResult<()> {
+    pub(super) async fn build(
+        &self,
+        build: &ImageBuild,
+        output: &mut (dyn for<'s> FnMut(&'s str) + Send),
+    ) -> EngineResult<()> {
         let options = BuildImageOptions {
             t: Some(build.tag.clone()),
             dockerfile: build.dockerfile.clone(),

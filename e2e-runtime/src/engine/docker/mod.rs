@@ -186,10 +186,18 @@ impl Engine for Docker {
     async fn image(&self, reference: &str) -> EngineResult<Option<ImageInfo>> {
         self.image_info(reference).await
     }
-    async fn pull_image(&self, reference: &ImageRef, progress: &mut (dyn for<'s> FnMut(&'s str) + Send)) -> EngineResult<()> {
+    async fn pull_image(
+        &self,
+        reference: &ImageRef,
+        progress: &mut (dyn for<'s> FnMut(&'s str) + Send),
+    ) -> EngineResult<()> {
         self.pull(reference, progress).await
     }
-    async fn build_image(&self, build: &ImageBuild, output: &mut (dyn for<'s> FnMut(&'s str) + Send)) -> EngineResult<()> {
+    async fn build_image(
+        &self,
+        build: &ImageBuild,
+        output: &mut (dyn for<'s> FnMut(&'s str) + Send),
+    ) -> EngineResult<()> {
         self.build(build, output).await
     }
 }

@@ -19,7 +19,8 @@ impl Docker {
 
     pub(super) async fn network_named(&self, name: &str) -> EngineResult<bool> {
         let filters = std::collections::HashMap::from([("name".to_string(), vec![format!("^{name}$")])]);
-        let found = self.api.list_networks(Some(ListNetworksOptions { filters: Some(filters) })).await.map_err(engine_error)?;
+        let found =
+            self.api.list_networks(Some(ListNetworksOptions { filters: Some(filters) })).await.map_err(engine_error)?;
         Ok(found.iter().any(|n| n.name.as_deref() == Some(name)))
     }
 
