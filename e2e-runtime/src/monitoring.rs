@@ -336,10 +336,13 @@ async fn serve_container_metrics(listener: tokio::net::TcpListener, env: Env) {
     }
 }
 
+/// One family of the containers' exposition: name, type, help and the value it reads.
+type UsageFamily = (&'static str, &'static str, &'static str, fn(&crate::engine::Usage) -> f64);
+
 /// The exposition of the env's containers' resource usage.
 async fn container_metrics(env: &Env) -> String {
     let stats = env.container_stats().await;
-    let families: [(&str, &str, &str, fn(&crate::engine::Usage) -> f64); 4] = [
+    let families: [UsageFamily; 4] = [
         ("container_cpu_usage_seconds_total", "counter", "CPU time used.", |u| u.cpu_seconds),
         ("container_memory_usage_bytes", "gauge", "Memory in use.", |u| u.memory_bytes),
         ("container_network_receive_bytes_total", "counter", "Bytes received.", |u| u.rx_bytes),

@@ -41,7 +41,7 @@ async fn close_removes_containers_and_volumes_and_pools_the_network() {
     env.close().await.unwrap();
     assert!(fake.containers().is_empty() && fake.volumes().is_empty());
     assert!(!dir.exists(), "the env's directory is removed");
-    assert_eq!(fake.networks(), [network.clone()], "the network stays, for the next env");
+    assert_eq!(fake.networks(), std::slice::from_ref(&network), "the network stays, for the next env");
     assert!(netpool::idle_on(&*fake).iter().any(|n| n.name == network));
     // Idempotent.
     env.close().await.unwrap();
