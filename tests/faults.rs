@@ -103,6 +103,7 @@ macro_rules! signal_children {
     ($($start:ident $start_env:tt, $ready:ident $ready_env:tt, $body:ident $body_env:tt;)*) => {$(
         #[e2e::test(env = $start_env)]
         #[ignore]
+        #[allow(clippy::too_many_arguments)] // eight workloads started at once: the signal lands during start
         async fn $start(_a: Sleeper, _b: Sleeper, _c: Sleeper, _d: Sleeper, _e: Sleeper, _f: Sleeper,
             _g: Sleeper, _h: Sleeper) {
             forever().await;
@@ -265,9 +266,7 @@ fn left(env: &str, pid: Option<u32>) -> Left {
     let mut dirs = 0;
     for run in std::fs::read_dir(runs_dir()).into_iter().flatten().flatten() {
         let name = run.file_name().to_string_lossy().into_owned();
-        if run.path().join(env).exists() {
-            dirs += 1;
-        } else if pid.is_some_and(|p| name.starts_with(&format!("{p}."))) {
+        if run.path().join(env).exists() || pid.is_some_and(|p| name.starts_with(&format!("{p}."))) {
             dirs += 1;
         }
     }
@@ -1089,7 +1088,7 @@ fn bad_input_matrix() {
     // The table.
     let mut t = String::new();
     writeln!(t, "\nbad input matrix").unwrap();
-    writeln!(t, "{:<40} {:<6} {:<7} {:<6} {}", "case", "names", "usable", "leaks", "error (first line)").unwrap();
+    writeln!(t, "{:<40} {:<6} {:<7} {:<6} error (first line)", "case", "names", "usable", "leaks").unwrap();
     let mut bad = Vec::new();
     for r in &rows {
         let (text, named) = match &r.outcome {
