@@ -287,8 +287,8 @@ impl RunnableBuilder {
                 problem: self.problem,
                 logs,
                 exits,
-                state: tokio::sync::Mutex::new(RunState::default()),
-                quick: Mutex::new(Quick::default()),
+                tasks: tokio::sync::Mutex::new(Tasks::default()),
+                phase: Mutex::new(Phase::Declared),
             }),
         }
     }
@@ -351,22 +351,34 @@ struct Inner {
     internal_dir: String,
     logs: Arc<LogBuffer>,
     exits: watch::Receiver<Option<i64>>,
-    /// Serializes start and restart.
-    state: tokio::sync::Mutex<RunState>,
-    /// What readers need without waiting on a start in progress.
-    quick: Mutex<Quick>,
+    /// Serializes start and restart; holds what a container's life runs beside it.
+    tasks: tokio::sync::Mutex<Tasks>,
+    /// Where the runnable is in its life, behind one lock: readers never wait on a start.
+    phase: Mutex<Phase>,
 }
 
 #[derive(Debug, Default)]
-struct RunState {
+struct Tasks {
     logs_task: Option<tokio::task::JoinHandle<()>>,
     /// The relays serving the host endpoints, when the engine does not publish the ports.
     relays: Vec<crate::forward::Relay>,
 }
 
-#[derive(Debug, Default, Clone)]
-struct Quick {
-    id: Option<String>,
+/// A runnable's lifecycle.
+#[derive(Debug, Clone)]
+enum Phase {
+    /// Declared (and maybe configured): no container yet.
+    Declared,
+    /// Its container is created, and starting or started.
+    Started(Container),
+    /// Its container was stopped or killed; a start makes a new one.
+    Stopped(Container),
+}
+
+/// The current container of a runnable.
+#[derive(Debug, Clone)]
+struct Container {
+    id: String,
     /// Port name → host port.
     host_ports: HashMap<String, u16>,
     /// The container's address on the env network.
@@ -407,8 +419,31 @@ impl Inner {
         })
     }
 
-    fn quick(&self) -> Quick {
-        self.quick.lock().unwrap().clone()
+    /// The current container, started or stopped.
+    fn container(&self) -> Option<Container> {
+        match &*self.phase.lock().unwrap() {
+            Phase::Declared => None,
+            Phase::Started(c) | Phase::Stopped(c) => Some(c.clone()),
+        }
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        *self.phase.lock().unwrap() = phase;
+    }
+
+    /// Changes the current container's record, if there is one.
+    fn update(&self, f: impl FnOnce(&mut Container)) {
+        if let Phase::Started(c) | Phase::Stopped(c) = &mut *self.phase.lock().unwrap() {
+            f(c);
+        }
+    }
+
+    /// Records that the container was stopped.
+    fn stopped(&self) {
+        let mut phase = self.phase.lock().unwrap();
+        if let Phase::Started(c) = &*phase {
+            *phase = Phase::Stopped(c.clone());
+        }
     }
 
     fn engine(&self) -> &dyn Engine {
@@ -430,7 +465,7 @@ impl Inner {
         if self.env.is_closed() {
             return Err(Error::EnvClosed { env: self.env.name().to_string(), runnable: self.name.clone() });
         }
-        self.quick().id.ok_or_else(|| Error::NotStarted { runnable: self.name.clone(), operation })
+        self.container().map(|c| c.id).ok_or_else(|| Error::NotStarted { runnable: self.name.clone(), operation })
     }
 
     fn check_env(&self) -> Result<()> {
@@ -475,11 +510,10 @@ impl Runnable {
     /// ([`StartOptions::publish_ports`]).
     pub fn endpoint(&self, port: &str) -> Result<String> {
         self.inner.port(port)?;
-        let quick = self.inner.quick();
-        if quick.id.is_none() {
+        let Some(container) = self.inner.container() else {
             return Err(Error::NotStarted { runnable: self.inner.name.clone(), operation: "get an endpoint" });
-        }
-        match quick.host_ports.get(port) {
+        };
+        match container.host_ports.get(port) {
             Some(p) => Ok(format!("127.0.0.1:{p}")),
             None => Err(Error::NotRunning { runnable: self.inner.name.clone(), operation: "get an endpoint" }),
         }
@@ -505,18 +539,18 @@ impl Runnable {
     pub async fn start(&self) -> Result<()> {
         let inner = &self.inner;
         inner.check_env()?;
-        let mut state = inner.state.lock().await;
+        let mut tasks = inner.tasks.lock().await;
         let env = &inner.env;
         let engine = inner.engine();
-        if let Some(id) = inner.quick().id {
-            if engine.inspect_container(&id).await.map(|s| s.running).unwrap_or(false) {
+        if let Some(previous) = inner.container() {
+            if engine.inspect_container(&previous.id).await.map(|s| s.running).unwrap_or(false) {
                 return Err(Error::AlreadyStarted { runnable: inner.name.clone() });
             }
-            engine.remove_container(&id).await.map_err(inner.failed("removing the previous container of"))?;
-            if let Some(t) = state.logs_task.take() {
+            engine.remove_container(&previous.id).await.map_err(inner.failed("removing the previous container of"))?;
+            if let Some(t) = tasks.logs_task.take() {
                 t.abort();
             }
-            *inner.quick.lock().unwrap() = Quick::default();
+            inner.set_phase(Phase::Declared);
         }
         if let Some(probe) = &self.options.readiness {
             if let Some(problem) = probe.invalid() {
@@ -534,13 +568,11 @@ impl Runnable {
 
         let spec = self.spec().await?;
         let id = self.create(&spec, quiet).await?;
-        {
-            let mut quick = inner.quick.lock().unwrap();
-            quick.id = Some(id.clone());
-            quick.logs_from = inner.logs.total();
-        }
+        let container =
+            Container { id: id.clone(), host_ports: HashMap::new(), ip: None, logs_from: inner.logs.total() };
+        inner.set_phase(Phase::Started(container));
         engine.start_container(&id).await.map_err(inner.failed("starting"))?;
-        state.logs_task = Some(tokio::spawn(follow_logs(
+        tasks.logs_task = Some(tokio::spawn(follow_logs(
             env.inner.engine.clone(),
             id.clone(),
             inner.name.clone(),
@@ -553,12 +585,12 @@ impl Runnable {
         let host_ports = if self.engine_publishes() {
             inner.ports.iter().filter_map(|(name, port)| Some((name.clone(), *st.host_ports.get(port)?))).collect()
         } else {
-            self.relay_ports(&mut state, ip.as_deref()).await?
+            self.relay_ports(&mut tasks, ip.as_deref()).await?
         };
-        let mut quick = inner.quick.lock().unwrap();
-        quick.host_ports = host_ports;
-        quick.ip = ip;
-        drop(quick);
+        inner.update(|c| {
+            c.host_ports = host_ports;
+            c.ip = ip;
+        });
         env.set_instrumented(&inner.container, self.instrumented());
         Ok(())
     }
@@ -582,7 +614,7 @@ impl Runnable {
 
     /// Points a relay per port at the container at `ip` (the ones of a previous container are
     /// kept, so host endpoints survive a restart); returns port name → loopback port.
-    async fn relay_ports(&self, state: &mut RunState, ip: Option<&str>) -> Result<HashMap<String, u16>> {
+    async fn relay_ports(&self, tasks: &mut Tasks, ip: Option<&str>) -> Result<HashMap<String, u16>> {
         let Some(ip) = ip else { return Ok(HashMap::new()) };
         let mut ports = HashMap::new();
         for (i, (name, port)) in self.inner.ports.iter().enumerate() {
@@ -592,13 +624,13 @@ impl Runnable {
                     std::io::Error::other(format!("bad container address {ip}")),
                 )
             })?;
-            match state.relays.get(i) {
+            match tasks.relays.get(i) {
                 Some(relay) => relay.retarget(target),
-                None => state.relays.push(crate::forward::Relay::start(target).await.map_err(|e| {
+                None => tasks.relays.push(crate::forward::Relay::start(target).await.map_err(|e| {
                     Error::io(format!("listening on 127.0.0.1 for port {name:?} of {}", self.inner.name), e)
                 })?),
             }
-            ports.insert(name.clone(), state.relays[i].port());
+            ports.insert(name.clone(), tasks.relays[i].port());
         }
         Ok(ports)
     }
@@ -694,13 +726,15 @@ impl Runnable {
         let mut lost = inner.env.inner.exits.lost();
         let started = Instant::now();
         let deadline = started + self.options.readiness_timeout;
-        let quick = inner.quick();
-        let addresses = self.probe_addresses(&quick);
+        let Some(container) = inner.container() else {
+            return Err(Error::NotStarted { runnable: inner.name.clone(), operation: "wait until ready" });
+        };
+        let addresses = self.probe_addresses(&container);
         let target = Target {
             addresses: &addresses,
             http: &inner.env.inner.http,
             logs: &inner.logs,
-            logs_from: quick.logs_from,
+            logs_from: container.logs_from,
             exec: self,
         };
         let mut backoff = Duration::from_millis(2);
@@ -745,15 +779,15 @@ impl Runnable {
     }
 
     /// Addresses probes dial: the container's own when reachable, else the published port.
-    fn probe_addresses(&self, quick: &Quick) -> HashMap<String, String> {
+    fn probe_addresses(&self, container: &Container) -> HashMap<String, String> {
         let direct = self.inner.engine().containers_reachable();
         self.inner
             .ports
             .iter()
             .filter_map(|(name, port)| {
-                let addr = match (&quick.ip, direct) {
+                let addr = match (&container.ip, direct) {
                     (Some(ip), true) => format!("{ip}:{port}"),
-                    _ => format!("127.0.0.1:{}", quick.host_ports.get(name)?),
+                    _ => format!("127.0.0.1:{}", container.host_ports.get(name)?),
                 };
                 Some((name.clone(), addr))
             })
@@ -762,7 +796,7 @@ impl Runnable {
 
     /// The error for a container that died: waits briefly for its last output to arrive.
     async fn exited(&self, code: i64) -> Error {
-        let task = self.inner.state.try_lock().ok().and_then(|mut s| s.logs_task.take());
+        let task = self.inner.tasks.try_lock().ok().and_then(|mut t| t.logs_task.take());
         if let Some(task) = task {
             let _ = tokio::time::timeout(Duration::from_millis(500), task).await;
         }
@@ -777,10 +811,10 @@ impl Runnable {
 
     /// Whether the container runs now, as the engine says. `false` before start.
     pub async fn is_running(&self) -> Result<bool> {
-        match self.inner.quick().id {
+        match self.inner.container() {
             None => Ok(false),
             Some(_) if self.inner.env.is_closed() => Ok(false),
-            Some(id) => self.inner.running(&id).await,
+            Some(c) => self.inner.running(&c.id).await,
         }
     }
 
@@ -833,12 +867,20 @@ impl Runnable {
     pub async fn stop(&self) -> Result<()> {
         let id = self.inner.id("stop")?;
         self.inner.env.set_instrumented(&self.inner.container, None);
-        self.inner.engine().stop_container(&id, self.options.stop_timeout).await.map_err(self.inner.failed("stopping"))
+        self.inner
+            .engine()
+            .stop_container(&id, self.options.stop_timeout)
+            .await
+            .map_err(self.inner.failed("stopping"))?;
+        self.inner.stopped();
+        Ok(())
     }
 
     /// Kills the container with SIGKILL.
     pub async fn kill(&self) -> Result<()> {
-        self.signal("SIGKILL").await
+        self.signal("SIGKILL").await?;
+        self.inner.stopped();
+        Ok(())
     }
 
     /// Sends a signal (`"SIGTERM"`, `"SIGHUP"`, `"9"`...) to the container's main process.
@@ -889,10 +931,10 @@ impl Runnable {
         let ip = state.addresses.get(&network.name).cloned();
         if !self.engine_publishes() {
             // The engine may give it another address: the host endpoints follow.
-            let mut state = self.inner.state.lock().await;
-            self.relay_ports(&mut state, ip.as_deref()).await?;
+            let mut tasks = self.inner.tasks.lock().await;
+            self.relay_ports(&mut tasks, ip.as_deref()).await?;
         }
-        self.inner.quick.lock().unwrap().ip = ip;
+        self.inner.update(|c| c.ip = ip);
         Ok(())
     }
 }

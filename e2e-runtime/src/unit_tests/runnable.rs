@@ -227,3 +227,20 @@ async fn pause_and_network_partition_reach_the_engine() {
     }
     env.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_killed_runnable_is_stopped_and_starts_again() {
+    let (fake, env) = env("u_kill").await;
+    let r = env.runnable("svc").with_ports([("http", 80)]).init(StartOptions::new(IMAGE));
+    r.start().await.unwrap();
+    let first = r.endpoint("http").unwrap();
+    r.kill().await.unwrap();
+    assert!(!r.is_running().await.unwrap());
+    assert!(matches!(r.kill().await.unwrap_err(), Error::NotRunning { .. }), "a stopped runnable cannot be killed");
+    r.start().await.unwrap();
+    assert!(r.is_running().await.unwrap());
+    assert!(r.endpoint("http").is_ok());
+    assert_ne!(first, "", "{first}");
+    assert_eq!(fake.containers().len(), 1);
+    env.close().await.unwrap();
+}
