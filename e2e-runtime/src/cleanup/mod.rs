@@ -23,6 +23,11 @@ pub(crate) mod watchdog;
 pub(crate) fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        // Made now, not on first use: that may be the exit hook, when a runtime can no longer
+        // be built on the exiting thread.
+        if let Err(e) = session::start() {
+            eprintln!("e2e: {e}; envs are removed in the foreground");
+        }
         signals::install();
         if !crate::settings::get().no_watchdog {
             if let Err(e) = watchdog::spawn() {

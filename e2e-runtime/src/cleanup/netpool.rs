@@ -84,6 +84,11 @@ pub(crate) async fn take(engine: &dyn Engine) -> Result<Network> {
     }
 }
 
+/// Whether this process holds idle networks, on any engine.
+pub(crate) fn has_idle() -> bool {
+    IDLE.lock().unwrap().as_ref().is_some_and(|m| m.values().any(|v| !v.is_empty()))
+}
+
 /// Gives back the network of a closed env, whose containers are all removed.
 pub(crate) fn put_back(engine: &dyn Engine, network: Network) {
     idle(engine.address(), |idle| idle.push(network));

@@ -31,6 +31,11 @@ fn session() -> Result<&'static Session> {
     made.as_ref().map_err(|e| Error::io("starting the cleanup runtime", std::io::Error::other(e.clone())))
 }
 
+/// Makes the session's runtime, if it is not made yet.
+pub(crate) fn start() -> Result<()> {
+    session().map(|_| ())
+}
+
 /// The session's engine, connected on first use (a failed connection is retried next time).
 async fn engine(s: &'static Session) -> Result<Arc<dyn Engine>> {
     s.engine.get_or_try_init(|| async { Ok::<_, Error>(crate::engine::connect().await?) }).await.cloned()

@@ -13,6 +13,9 @@ pub(crate) fn install() {
 
 extern "C" fn at_exit() {
     crate::cleanup::reaper::wait_at_exit();
+    if !crate::cleanup::netpool::has_idle() {
+        return;
+    }
     let removed = crate::cleanup::session::block_on(None, |engine| {
         Box::pin(async move { crate::cleanup::netpool::remove_idle(&*engine).await })
     });
