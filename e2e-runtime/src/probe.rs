@@ -202,11 +202,16 @@ impl Probe {
             }
             Kind::Tcp { port } => {
                 let addr = target.address(port)?;
-                match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(&addr)).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(ProbeError::Connect { address: addr, detail: e.to_string() }),
-                    Err(_) => Err(ProbeError::Connect { address: addr, detail: "timed out".into() }),
+                let stream =
+                    match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(&addr)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => return Err(ProbeError::Connect { address: addr, detail: e.to_string() }),
+                        Err(_) => return Err(ProbeError::Connect { address: addr, detail: "timed out".into() }),
+                    };
+                if target.published {
+                    proxied_service_answers(stream, &addr).await?;
                 }
+                Ok(())
             }
             Kind::Cmd { command } => match target.exec.exec(command.clone()).await {
                 Ok(0) => Ok(()),
@@ -269,6 +274,28 @@ pub(crate) struct Target<'a> {
     pub logs_from: u64,
     /// The runnable, for commands run inside it.
     pub exec: &'a dyn Exec,
+    /// The addresses are published ports, which a proxy of the engine may serve (docker-proxy
+    /// on the engine's loopback, a VM's port forwarder), not the containers' own.
+    pub published: bool,
+}
+
+/// How long a connection through a port proxy must stay open to count as the service's.
+const PROXY_GRACE: Duration = Duration::from_millis(100);
+
+/// A port proxy accepts at once and, when the service does not listen yet, closes the
+/// connection as soon as its own dial is refused: an end of stream within a moment is that,
+/// while a service keeps the connection open (or speaks first).
+async fn proxied_service_answers(mut stream: tokio::net::TcpStream, addr: &str) -> Result<(), ProbeError> {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(PROXY_GRACE, stream.read(&mut byte)).await {
+        Err(_) | Ok(Ok(1..)) => Ok(()),
+        Ok(Ok(0)) => Err(ProbeError::Connect {
+            address: addr.to_string(),
+            detail: "accepted, then closed at once: the engine's port proxy answered, not the service".into(),
+        }),
+        Ok(Err(e)) => Err(ProbeError::Connect { address: addr.to_string(), detail: format!("accepted, then {e}") }),
+    }
 }
 
 impl Target<'_> {

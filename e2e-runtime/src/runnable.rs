@@ -419,6 +419,17 @@ impl Inner {
         })
     }
 
+    /// Where this process reaches the ports the engine publishes (and where it publishes
+    /// them): `E2E_HOST_ADDRESS`, else the engine's host.
+    fn host_address(&self) -> String {
+        let engine = self.engine();
+        if engine.containers_reachable() {
+            // A local engine: loopback, whatever the override says of remote ones.
+            return "127.0.0.1".to_string();
+        }
+        crate::settings::get().host_address.clone().unwrap_or_else(|| engine.host_address().to_string())
+    }
+
     /// The current container, started or stopped.
     fn container(&self) -> Option<Container> {
         match &*self.phase.lock().unwrap() {
@@ -514,7 +525,7 @@ impl Runnable {
             return Err(Error::NotStarted { runnable: self.inner.name.clone(), operation: "get an endpoint" });
         };
         match container.host_ports.get(port) {
-            Some(p) => Ok(format!("127.0.0.1:{p}")),
+            Some(p) => Ok(format!("{}:{p}", self.inner.host_address())),
             None => Err(Error::NotRunning { runnable: self.inner.name.clone(), operation: "get an endpoint" }),
         }
     }
@@ -698,7 +709,7 @@ impl Runnable {
             labels,
             mounts,
             ports: inner.ports.iter().map(|(_, p)| *p).collect(),
-            publish_on: self.engine_publishes().then(|| "127.0.0.1".to_string()),
+            publish_on: self.engine_publishes().then(|| self.inner.host_address()),
             network: Some(env.inner.network.id.clone()),
             aliases: vec![inner.name.clone()],
             init: o.init,
@@ -736,6 +747,7 @@ impl Runnable {
             logs: &inner.logs,
             logs_from: container.logs_from,
             exec: self,
+            published: !inner.engine().containers_reachable(),
         };
         let mut backoff = Duration::from_millis(2);
         let mut last_error;
@@ -787,7 +799,7 @@ impl Runnable {
             .filter_map(|(name, port)| {
                 let addr = match (&container.ip, direct) {
                     (Some(ip), true) => format!("{ip}:{port}"),
-                    _ => format!("127.0.0.1:{}", container.host_ports.get(name)?),
+                    _ => format!("{}:{}", self.inner.host_address(), container.host_ports.get(name)?),
                 };
                 Some((name.clone(), addr))
             })

@@ -30,6 +30,10 @@ pub(crate) struct Settings {
     pub publish_ports: bool,
     /// `E2E_NO_WATCHDOG`: no cleanup watchdog process.
     pub no_watchdog: bool,
+    /// `E2E_HOST_ADDRESS`: the IP address by which this process reaches the engine's host,
+    /// where ports are published (by default `127.0.0.1` for a local engine, the host of
+    /// `DOCKER_HOST` for a remote one).
+    pub host_address: Option<String>,
     /// The variables whose value was refused: (variable, value, accepted values).
     invalid: Vec<(&'static str, String, &'static str)>,
 }
@@ -44,6 +48,12 @@ impl Settings {
         s.quiet = s.boolean(&lookup, "E2E_QUIET");
         s.publish_ports = s.boolean(&lookup, "E2E_PUBLISH_PORTS");
         s.no_watchdog = s.boolean(&lookup, "E2E_NO_WATCHDOG");
+        if let Some(value) = lookup("E2E_HOST_ADDRESS").filter(|v| !v.is_empty()) {
+            match value.parse::<std::net::IpAddr>() {
+                Ok(ip) => s.host_address = Some(ip.to_string()),
+                Err(_) => s.invalid.push(("E2E_HOST_ADDRESS", value, "an IP address, such as 10.0.0.5")),
+            }
+        }
         if let Some(value) = lookup("E2E_KEEP") {
             s.keep = match value.to_ascii_lowercase().as_str() {
                 "" | "never" => Keep::Never,
@@ -133,6 +143,15 @@ mod tests {
                 format!("invalid value \"2\" for {var}: accepted values are {BOOL_VALUES}")
             );
         }
+    }
+
+    #[test]
+    fn the_host_address_is_an_ip_address() {
+        assert_eq!(parse(&[("E2E_HOST_ADDRESS", "10.0.0.5")]).host_address.as_deref(), Some("10.0.0.5"));
+        assert_eq!(parse(&[("E2E_HOST_ADDRESS", "")]).host_address, None);
+        let s = parse(&[("E2E_HOST_ADDRESS", "docker.local")]);
+        let e = s.check().unwrap_err().to_string();
+        assert!(e.contains("E2E_HOST_ADDRESS") && e.contains("docker.local") && e.contains("IP address"), "{e}");
     }
 
     #[test]

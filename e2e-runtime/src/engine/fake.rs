@@ -265,6 +265,10 @@ impl Engine for Fake {
         false
     }
 
+    fn host_address(&self) -> &str {
+        "127.0.0.1"
+    }
+
     async fn create_container(&self, spec: &ContainerSpec) -> EngineResult<String> {
         let mut world = self.call("create_container", &spec.name)?;
         if !world.images.contains_key(&spec.image) {

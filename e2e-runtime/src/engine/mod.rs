@@ -54,6 +54,9 @@ pub(crate) trait Engine: Send + Sync + fmt::Debug {
     fn address(&self) -> &str;
     /// Whether containers' own addresses can be dialled from this process.
     fn containers_reachable(&self) -> bool;
+    /// The IP address by which this process reaches the engine's host: where it publishes
+    /// ports (`127.0.0.1` for a local engine, the host of `tcp://host:2375` for a remote one).
+    fn host_address(&self) -> &str;
     /// Whether its connections live on the tokio runtime it was made on, so that work on
     /// another runtime (cleanup's) needs a client of its own.
     fn bound_to_runtime(&self) -> bool {

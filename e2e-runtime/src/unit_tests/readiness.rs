@@ -175,3 +175,54 @@ async fn a_bad_probe_is_refused_at_start() {
     assert!(fake.containers().is_empty());
     env.close().await.unwrap();
 }
+
+/// What a probe dials, for probes run without a runnable.
+struct NoExec;
+
+impl crate::probe::Exec for NoExec {
+    fn exec(&self, _command: Vec<String>) -> futures_util::future::BoxFuture<'_, std::result::Result<i64, String>> {
+        Box::pin(async { Err("no container".to_string()) })
+    }
+}
+
+async fn tcp_probe_on(addr: std::net::SocketAddr, published: bool) -> Result<(), crate::probe::ProbeError> {
+    let addresses = std::collections::HashMap::from([("p".to_string(), addr.to_string())]);
+    let http = reqwest::Client::new();
+    let logs = crate::logs::LogBuffer::default();
+    let target = crate::probe::Target {
+        addresses: &addresses,
+        http: &http,
+        logs: &logs,
+        logs_from: 0,
+        exec: &NoExec,
+        published,
+    };
+    Probe::tcp("p").check(&target).await
+}
+
+#[tokio::test]
+async fn a_tcp_probe_through_a_port_proxy_is_not_fooled_by_its_early_accept() {
+    // A proxy whose service does not listen yet: it accepts, then closes at once.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = proxy.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = proxy.accept().await {
+            drop(conn);
+        }
+    });
+    let e = tcp_probe_on(addr, true).await.unwrap_err();
+    assert!(e.to_string().contains("port proxy"), "{e}");
+    // The container's own address (no proxy in between): a connection is enough.
+    assert!(tcp_probe_on(addr, false).await.is_ok());
+
+    // A service behind it: the connection stays open.
+    let service = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = service.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = service.accept().await {
+            open.push(conn);
+        }
+    });
+    tcp_probe_on(addr, true).await.unwrap();
+}

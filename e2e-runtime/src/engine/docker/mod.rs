@@ -15,6 +15,7 @@ mod events;
 mod exec;
 mod images;
 mod networks;
+mod resolve;
 mod volumes;
 
 /// A connected Docker engine. Its connections live on the tokio runtime it was connected on.
@@ -24,32 +25,95 @@ pub(crate) struct Docker {
     address: String,
     /// Containers' own addresses are reachable from this process (a local engine on Linux).
     local: bool,
+    /// The address by which this process reaches the engine's host, where ports are published.
+    host: String,
 }
 
+/// How long an engine call may take (bollard's own default).
+const CALL_TIMEOUT_SECS: u64 = 120;
+
 impl Docker {
-    /// Connects as `DOCKER_HOST` says (the local socket by default) and checks the engine
-    /// answers. The error names the address tried.
+    /// Connects to the engine the environment names, as the docker CLI resolves it (see
+    /// [`resolve`]), and checks it answers. The error names every place tried.
     pub async fn connect() -> Result<Docker, (String, EngineError)> {
-        let address = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
-        let fail = |e: EngineError| (address.clone(), e);
-        let api = bollard::Docker::connect_with_defaults().map_err(|e| fail(unavailable(e)))?;
+        let unavailable = |m: String| EngineError::new(EngineErrorKind::Unavailable, None, m);
+        let candidates = resolve::candidates(&resolve::System)
+            .map_err(|e| ("the Docker configuration".to_string(), unavailable(e)))?;
+        let mut tried = Vec::new();
+        for c in &candidates {
+            match Docker::connect_to(c).await {
+                Ok(d) => return Ok(d),
+                Err(e) => tried.push(format!("{} ({}): {}", c.address, c.source, hint(&e))),
+            }
+        }
+        let places = candidates.iter().map(|c| c.address.as_str()).collect::<Vec<_>>().join(", ");
+        Err((places, unavailable(tried.join("; "))))
+    }
+
+    async fn connect_to(c: &resolve::Candidate) -> Result<Docker, EngineError> {
+        let version = bollard::API_DEFAULT_VERSION;
+        let (scheme, rest) = c.address.split_once("://").unwrap_or(("tcp", &c.address));
+        let api = match (scheme, &c.tls) {
+            ("unix", _) => bollard::Docker::connect_with_unix(&c.address, CALL_TIMEOUT_SECS, version),
+            ("tcp" | "http" | "https", Some(certs)) => bollard::Docker::connect_with_ssl(
+                &c.address,
+                &certs.join("key.pem"),
+                &certs.join("cert.pem"),
+                &certs.join("ca.pem"),
+                CALL_TIMEOUT_SECS,
+                version,
+            ),
+            ("tcp" | "http", None) => bollard::Docker::connect_with_http(&c.address, CALL_TIMEOUT_SECS, version),
+            ("ssh", _) => bollard::Docker::connect_with_ssh(&c.address, CALL_TIMEOUT_SECS, version, None),
+            (other, _) => {
+                let m = format!("unsupported scheme {other:?} (use unix://, tcp:// or ssh://)");
+                return Err(EngineError::new(EngineErrorKind::BadRequest, None, m));
+            }
+        }
+        .map_err(unavailable)?;
         // The engines met here refuse API versions above theirs (1.41 on Docker 20.10): agree
         // on the lower of the two.
-        let timed_out = || fail(EngineError::new(EngineErrorKind::Timeout, None, "no answer within 10 s"));
+        let timed_out = || EngineError::new(EngineErrorKind::Timeout, None, "no answer within 10 s");
         let api = tokio::time::timeout(Duration::from_secs(10), api.negotiate_version())
             .await
             .map_err(|_| timed_out())?
-            .map_err(|e| fail(unavailable(e)))?;
+            .map_err(unavailable)?;
         tokio::time::timeout(Duration::from_secs(10), api.ping())
             .await
             .map_err(|_| timed_out())?
-            .map_err(|e| fail(unavailable(e)))?;
-        let local = cfg!(target_os = "linux") && address.starts_with("unix://");
-        Ok(Docker { api, address, local })
+            .map_err(unavailable)?;
+        let local = cfg!(target_os = "linux") && scheme == "unix";
+        let host = if scheme == "unix" { "127.0.0.1".to_string() } else { host_address(rest).await? };
+        Ok(Docker { api, address: c.address.clone(), local, host })
     }
+}
+
+/// The IP address of the host part of `host[:port][/path]` (with `user@` for ssh), which is
+/// where this process reaches the engine's published ports.
+async fn host_address(rest: &str) -> Result<String, EngineError> {
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6).to_string(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_string(),
+    };
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(ip.to_string());
+    }
+    let resolved = tokio::net::lookup_host((host.as_str(), 0)).await.ok().and_then(|mut a| a.next());
+    resolved.map(|a| a.ip().to_string()).ok_or_else(|| {
+        EngineError::new(EngineErrorKind::Unavailable, None, format!("the engine's host {host:?} does not resolve"))
+    })
+}
+
+/// The engine's answer, with what to do about the usual mistake.
+fn hint(e: &EngineError) -> String {
+    if e.message().contains("HTTP request to an HTTPS server") {
+        return format!(
+            "{e} (the engine speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to its client certificates)"
+        );
+    }
+    e.to_string()
 }
 
 /// A failure to connect is the engine being unavailable, whatever bollard calls it.
@@ -115,6 +179,9 @@ impl Engine for Docker {
     }
     fn containers_reachable(&self) -> bool {
         self.local
+    }
+    fn host_address(&self) -> &str {
+        &self.host
     }
     async fn create_container(&self, spec: &ContainerSpec) -> EngineResult<String> {
         self.create(spec).await

@@ -1,0 +1,119 @@
+//! Scenarios that must hold wherever the engine is: `cargo test` runs them on the local engine,
+//! and `.ci/run` runs them again with `DOCKER_HOST` naming a remote engine (plain TCP, then
+//! TLS), whose containers' addresses are not routable from here and whose published ports are
+//! on its own interfaces.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::{assert_clean, docker};
+use e2e::{Env, Error, Probe, StartOptions};
+
+const BUSYBOX: &str = "busybox:1.35";
+
+/// `GET /` on a host endpoint, from this process.
+fn get(endpoint: &str) -> std::io::Result<String> {
+    let mut s = std::net::TcpStream::connect(endpoint)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+fn httpd(after: &str) -> StartOptions {
+    StartOptions::new(BUSYBOX).command([
+        "sh",
+        "-c",
+        &format!("mkdir -p /www && echo hello-e2e > /www/index.html && {after} exec httpd -f -p 80 -h /www"),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_endpoints_exec_and_logs_work_where_the_engine_is() -> e2e::Result<()> {
+    let env = Env::docker("any_basics").await?;
+    let http = env.runnable("http").with_ports([("http", 80)]).init(httpd("").readiness(Probe::http("http", "/")));
+    let cmd = env.runnable("cmd").init(
+        StartOptions::new(BUSYBOX)
+            .command(["sh", "-c", "sleep 0.5; touch /ready; sleep 3600"])
+            .readiness(Probe::cmd(["test", "-f", "/ready"])),
+    );
+    let log = env.runnable("log").init(
+        StartOptions::new(BUSYBOX)
+            .command(["sh", "-c", "sleep 0.3; echo now serving; sleep 3600"])
+            .readiness(Probe::log("now serving")),
+    );
+    e2e::start_and_wait_ready([&http, &cmd, &log]).await?;
+
+    let endpoint = http.endpoint("http")?;
+    let body = get(&endpoint).map_err(|e| Error::Query { query: endpoint.clone(), detail: e.to_string() })?;
+    assert!(body.contains("hello-e2e"), "the test reaches the host endpoint {endpoint}: {body}");
+    let out = cmd.exec(["sh", "-c", "echo out; echo err >&2; exit 3"]).await?;
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str(), out.exit_code), ("out\n", "err\n", 3));
+    assert!(log.logs_tail(5).iter().any(|l| l == "now serving"));
+    // One runnable reaches another by its internal endpoint.
+    let url = format!("http://{}/", http.internal_endpoint("http")?);
+    assert!(cmd.exec(["wget", "-qO-", &url]).await?.stdout.contains("hello-e2e"));
+    env.close().await?;
+    assert_clean("any_basics");
+    Ok(())
+}
+
+/// A TCP probe is not fooled by the engine's proxy accepting a connection before the service
+/// listens (on a remote engine the probe can only dial the published port).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tcp_probe_waits_for_a_service_that_listens_late() -> e2e::Result<()> {
+    let env = Env::docker("any_late").await?;
+    let late = env
+        .runnable("late")
+        .with_ports([("http", 80)])
+        .init(httpd("sleep 2;").readiness(Probe::tcp("http")).publish_ports(true));
+    let started = Instant::now();
+    late.start_and_wait_ready().await?;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1500), "ready after {waited:?}, before the service listened");
+    let endpoint = late.endpoint("http")?;
+    let body = get(&endpoint).map_err(|e| Error::Query { query: endpoint.clone(), detail: e.to_string() })?;
+    assert!(body.contains("hello-e2e"), "served as soon as it was ready: {body}");
+    env.close().await?;
+    assert_clean("any_late");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exit_during_readiness_is_reported_at_once() -> e2e::Result<()> {
+    let env = Env::docker("any_exit").await?;
+    let r = env.runnable("crash").with_ports([("http", 80)]).init(
+        StartOptions::new(BUSYBOX)
+            .command(["sh", "-c", "echo bad config; sleep 0.3; exit 3"])
+            .readiness(Probe::http("http", "/"))
+            .readiness_timeout(Duration::from_secs(60)),
+    );
+    let started = Instant::now();
+    let e = r.start_and_wait_ready().await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(15), "not a timeout: {:?}", started.elapsed());
+    match &e {
+        Error::Exited { exit_code: 3, logs, .. } => assert!(logs.iter().any(|l| l == "bad config"), "{e}"),
+        other => panic!("want the exit, got {other}"),
+    }
+    env.close().await?;
+    assert_clean("any_exit");
+    Ok(())
+}
+
+#[test]
+fn the_engine_under_test_is_the_one_docker_host_names() {
+    // The CLI and the framework agree on the engine: what one creates the other sees.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let env = Env::docker("any_same_engine").await.unwrap();
+        let r = env.runnable("a").init(StartOptions::new(BUSYBOX).command(["sleep", "3600"]));
+        r.start().await.unwrap();
+        let seen = docker(&["ps", "--filter", "label=dev.e2e.env=any_same_engine", "--format", "{{.Names}}"]);
+        assert_eq!(seen, "any_same_engine-a");
+        env.close().await.unwrap();
+    });
+    assert_clean("any_same_engine");
+}
