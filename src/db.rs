@@ -254,6 +254,8 @@ impl Prometheus {
         }
         std::fs::rename(&tmp, &path).map_err(io)?;
         if self.is_running().await? {
+            // A remote engine's container does not see this host's file: put it there too.
+            self.copy_to(&format!("{}/prometheus.yml", self.internal_dir()), config).await?;
             self.reload().await?;
         }
         Ok(())

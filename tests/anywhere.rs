@@ -117,3 +117,53 @@ fn the_engine_under_test_is_the_one_docker_host_names() {
     });
     assert_clean("any_same_engine");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_reach_the_containers_and_come_back_on_any_engine() -> e2e::Result<()> {
+    let env = Env::docker("any_files").await?;
+    let writer = env.runnable("writer").init(StartOptions::new(BUSYBOX).command(["sleep", "3600"]));
+    let reader = env.runnable("reader").init(StartOptions::new(BUSYBOX).command(["sleep", "3600"]));
+    // Before start: a config file by copy_to, and one written into the runnable's directory.
+    writer.copy_to("/etc/app/config.yml", "port: 80\n").await?;
+    std::fs::create_dir_all(writer.dir()).map_err(|e| Error::Query { query: "dir".into(), detail: e.to_string() })?;
+    std::fs::write(writer.dir().join("seed.txt"), "from the test\n").unwrap();
+    e2e::start_and_wait_ready([&writer, &reader]).await?;
+    assert_eq!(writer.exec(["cat", "/etc/app/config.yml"]).await?.stdout, "port: 80\n");
+    let seed = format!("{}/seed.txt", writer.internal_dir());
+    assert_eq!(writer.exec(["cat", &seed]).await?.stdout, "from the test\n");
+    // After start, both ways.
+    writer.copy_to("/tmp/late.txt", "late\n").await?;
+    assert_eq!(writer.exec(["cat", "/tmp/late.txt"]).await?.stdout, "late\n");
+    writer.exec(["sh", "-c", "echo made inside > /tmp/out.txt"]).await?;
+    assert_eq!(writer.copy_from("/tmp/out.txt").await?, b"made inside\n");
+    // What the container writes into its directory reaches the test after download_dir.
+    let report = format!("{}/report.txt", writer.internal_dir());
+    writer.exec(["sh", "-c", &format!("echo done > {report}")]).await?;
+    let dir = writer.download_dir().await?;
+    assert_eq!(std::fs::read_to_string(dir.join("report.txt")).unwrap(), "done\n");
+    // The shared directory is one for the env's containers.
+    writer.exec(["sh", "-c", "echo hello neighbour > /shared/note.txt"]).await?;
+    assert_eq!(reader.exec(["cat", "/shared/note.txt"]).await?.stdout, "hello neighbour\n");
+    env.close().await?;
+    assert_clean("any_files");
+    Ok(())
+}
+
+/// The catalog's Prometheus with a configuration of the test's, before start and reloaded after.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalog_prometheus_runs_its_configuration_on_any_engine() -> e2e::Result<()> {
+    let env = Env::docker("any_prometheus").await?;
+    let p = e2e::db::Prometheus::new(&env, "p");
+    p.set_config(&e2e::db::Prometheus::default_config("p").replace("job_name: myself", "job_name: first")).await?;
+    p.start_and_wait_ready().await?;
+    let wait = |job: &'static str| {
+        let opts = e2e::MetricsOptions::new().wait_missing_metrics().matcher(e2e::Matcher::equal("scrape_job", job));
+        p.wait_sum_metrics_with(e2e::equals(1.0), ["prometheus_target_scrape_pool_targets"], opts)
+    };
+    wait("first").await?;
+    p.set_config(&e2e::db::Prometheus::default_config("p").replace("job_name: myself", "job_name: second")).await?;
+    wait("second").await?;
+    env.close().await?;
+    assert_clean("any_prometheus");
+    Ok(())
+}

@@ -286,6 +286,7 @@ impl RunnableBuilder {
                 ports: self.ports,
                 problem: self.problem,
                 logs,
+                files: Mutex::default(),
                 exits,
                 tasks: tokio::sync::Mutex::new(Tasks::default()),
                 phase: Mutex::new(Phase::Declared),
@@ -350,6 +351,8 @@ struct Inner {
     dir: PathBuf,
     internal_dir: String,
     logs: Arc<LogBuffer>,
+    /// Files given to `copy_to`: put into every container of the runnable before it runs.
+    files: Mutex<Vec<(String, Vec<u8>)>>,
     exits: watch::Receiver<Option<i64>>,
     /// Serializes start and restart; holds what a container's life runs beside it.
     tasks: tokio::sync::Mutex<Tasks>,
@@ -540,6 +543,59 @@ impl Runnable {
         self.inner.internal_dir.clone()
     }
 
+    /// Writes `content` to the absolute `path` inside the container, its parent directories
+    /// made. Before start, the file is put into the container once it is created, before it
+    /// runs (a config file); after, at once. Either way every later container of the runnable
+    /// (after a stop and start) has it too. Works on any engine, through its archive API.
+    pub async fn copy_to(&self, path: &str, content: impl Into<Vec<u8>>) -> Result<()> {
+        let content = content.into();
+        let tar = tar_of(&self.inner.name, &[(path.to_string(), content.clone())])?;
+        self.inner.files.lock().unwrap().push((path.to_string(), content));
+        if let Some(c) = self.inner.container() {
+            let failed = self.inner.failed(&format!("copying {path} into"));
+            self.inner.engine().put_archive(&c.id, "/", tar).await.map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// The content of the file at `path` inside the container (started or stopped).
+    pub async fn copy_from(&self, path: &str) -> Result<Vec<u8>> {
+        let id = self.inner.id("copy a file from")?;
+        let failed = self.inner.failed(&format!("copying {path} from"));
+        let tar = self.inner.engine().get_archive(&id, path).await.map_err(failed)?;
+        let bad = |detail: String| {
+            Error::io(format!("reading {path} of runnable {:?}", self.inner.name), std::io::Error::other(detail))
+        };
+        let mut archive = tar::Archive::new(&tar[..]);
+        for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
+            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+            if entry.header().entry_type().is_file() {
+                let mut content = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut content).map_err(|e| bad(e.to_string()))?;
+                return Ok(content);
+            }
+        }
+        Err(bad("it is not a file".to_string()))
+    }
+
+    /// Copies the runnable's directory as the container sees it ([`Runnable::internal_dir`])
+    /// into [`Runnable::dir`] on this host, and returns that. With a local engine the two are
+    /// one directory (a bind mount) and this only checks the container is there; with a remote
+    /// one it is how files the container wrote reach the test.
+    pub async fn download_dir(&self) -> Result<PathBuf> {
+        let id = self.inner.id("download its directory")?;
+        if self.inner.engine().shares_host_files() {
+            return Ok(self.inner.dir.clone());
+        }
+        let failed = self.inner.failed(&format!("copying {} from", self.inner.internal_dir));
+        let tar = self.inner.engine().get_archive(&id, &self.inner.internal_dir).await.map_err(failed)?;
+        // The archive holds the directory itself: unpack it beside `dir`, whose name it has.
+        let parent = self.inner.dir.parent().unwrap_or(&self.inner.dir).to_path_buf();
+        let unpacked = tar::Archive::new(&tar[..]).unpack(&parent);
+        unpacked.map_err(|e| Error::io(format!("unpacking into {}", parent.display()), e))?;
+        Ok(self.inner.dir.clone())
+    }
+
     /// The last lines its container printed (stdout and stderr, interleaved as received).
     pub fn logs_tail(&self, lines: usize) -> Vec<String> {
         self.inner.logs.tail(lines)
@@ -579,6 +635,7 @@ impl Runnable {
 
         let spec = self.spec().await?;
         let id = self.create(&spec, quiet).await?;
+        self.put_files(&id).await?;
         let container =
             Container { id: id.clone(), host_ports: HashMap::new(), ip: None, logs_from: inner.logs.total() };
         inner.set_phase(Phase::Started(container));
@@ -646,6 +703,29 @@ impl Runnable {
         Ok(ports)
     }
 
+    /// Puts into a created container what it must hold before it runs: the files given to
+    /// `copy_to` and, when the engine's host does not share this host's files, what the test
+    /// wrote into the runnable's directory.
+    async fn put_files(&self, id: &str) -> Result<()> {
+        let inner = &self.inner;
+        let engine = inner.engine();
+        if !engine.shares_host_files() {
+            let mut tar = tar::Builder::new(Vec::new());
+            tar.append_dir_all(inner.internal_dir.trim_start_matches('/'), &inner.dir)
+                .map_err(|e| Error::io(format!("packing {}", inner.dir.display()), e))?;
+            let tar = tar.into_inner().map_err(|e| Error::io(format!("packing {}", inner.dir.display()), e))?;
+            engine.put_archive(id, "/", tar).await.map_err(inner.failed("copying its directory into"))?;
+        }
+        let files = inner.files.lock().unwrap().clone();
+        if !files.is_empty() {
+            engine
+                .put_archive(id, "/", tar_of(&inner.name, &files)?)
+                .await
+                .map_err(inner.failed("copying files into"))?;
+        }
+        Ok(())
+    }
+
     /// Creates the container; when the engine lacks its image, pulls it (with progress unless
     /// `quiet`) and creates it then. Asking first would cost every start a round trip.
     async fn create(&self, spec: &ContainerSpec, quiet: bool) -> Result<String> {
@@ -679,11 +759,20 @@ impl Runnable {
         let env = &inner.env;
         let mut labels = env.labels();
         labels.insert(RUNNABLE_LABEL.to_string(), inner.name.clone());
-        let mut mounts = vec![Mount {
-            source: MountSource::Host(env.shared_dir().display().to_string()),
-            target: INTERNAL_SHARED_DIR.to_string(),
-            read_only: false,
-        }];
+        // A remote engine's host does not have this process's files: the shared directory is
+        // then a volume of the env, filled through the archive API (see `put_files`).
+        let shared = if inner.engine().shares_host_files() {
+            MountSource::Host(env.shared_dir().display().to_string())
+        } else {
+            let name = format!("{}-shared", env.name());
+            inner
+                .engine()
+                .create_volume(&name, &env.labels())
+                .await
+                .map_err(|e| Error::engine(format!("creating volume {name:?}"), e))?;
+            MountSource::Volume(name)
+        };
+        let mut mounts = vec![Mount { source: shared, target: INTERNAL_SHARED_DIR.to_string(), read_only: false }];
         for (source, target, read_only) in &o.volumes {
             let source = if source.starts_with('/') {
                 MountSource::Host(source.clone())
@@ -949,6 +1038,29 @@ impl Runnable {
         self.inner.update(|c| c.ip = ip);
         Ok(())
     }
+}
+
+/// A tar archive of files at absolute paths, to unpack at `/`.
+fn tar_of(runnable: &str, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let relative = path
+            .strip_prefix('/')
+            .filter(|p| !p.is_empty() && !p.split('/').any(|c| c == ".." || c == "." || c.is_empty()));
+        let Some(relative) = relative else {
+            return Err(Error::InvalidName {
+                what: "file path",
+                name: path.clone(),
+                reason: format!("a path in runnable {runnable:?} must be absolute, with no empty, `.` or `..` part"),
+            });
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, relative, &content[..]).map_err(|e| Error::io(format!("packing {path}"), e))?;
+    }
+    tar.into_inner().map_err(|e| Error::io("packing files", e))
 }
 
 impl crate::probe::Exec for Runnable {

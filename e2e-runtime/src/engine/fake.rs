@@ -30,6 +30,8 @@ pub(crate) struct Behaviour {
 #[derive(Debug)]
 struct Container {
     id: String,
+    /// Files put into it: path → content.
+    files: BTreeMap<String, Vec<u8>>,
     spec: ContainerSpec,
     state: ContainerState,
     output: broadcast::Sender<Output>,
@@ -163,7 +165,14 @@ impl Fake {
         let spec = ContainerSpec { name: name.to_string(), labels, ..Default::default() };
         world.containers.insert(
             id.clone(),
-            Container { id: id.clone(), spec, state, output: broadcast::channel(16).0, printed: vec![] },
+            Container {
+                id: id.clone(),
+                files: BTreeMap::new(),
+                spec,
+                state,
+                output: broadcast::channel(16).0,
+                printed: vec![],
+            },
         );
         id
     }
@@ -292,8 +301,14 @@ impl Engine for Fake {
             labels: spec.labels.clone(),
             ..Default::default()
         };
-        let c =
-            Container { id: id.clone(), spec: spec.clone(), state, output: broadcast::channel(256).0, printed: vec![] };
+        let c = Container {
+            id: id.clone(),
+            files: BTreeMap::new(),
+            spec: spec.clone(),
+            state,
+            output: broadcast::channel(256).0,
+            printed: vec![],
+        };
         world.containers.insert(id.clone(), c);
         Ok(id)
     }
@@ -413,6 +428,45 @@ impl Engine for Fake {
             }
         });
         backlog.chain(live).boxed()
+    }
+
+    async fn put_archive(&self, id: &str, dir: &str, tar: Vec<u8>) -> EngineResult<()> {
+        let mut world = self.call("put_archive", &format!("{id} {dir}"))?;
+        let c = find(&mut world, id)?;
+        let bad = |e: std::io::Error| EngineError::new(EngineErrorKind::BadRequest, Some(400), e.to_string());
+        let mut archive = tar::Archive::new(&tar[..]);
+        for entry in archive.entries().map_err(bad)? {
+            let mut entry = entry.map_err(bad)?;
+            if entry.header().entry_type().is_file() {
+                let path = format!("{}/{}", dir.trim_end_matches('/'), entry.path().map_err(bad)?.display());
+                let mut content = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut content).map_err(bad)?;
+                c.files.insert(path, content);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_archive(&self, id: &str, path: &str) -> EngineResult<Vec<u8>> {
+        let mut world = self.call("get_archive", &format!("{id} {path}"))?;
+        let c = find(&mut world, id)?;
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        let found: Vec<_> = c.files.iter().filter(|(p, _)| *p == path || p.starts_with(&prefix)).collect();
+        if found.is_empty() {
+            return Err(not_found(&format!("file or directory: {path}")));
+        }
+        // Entries are named from the last component of `path`, as the engine names them.
+        let base = std::path::Path::new(path.trim_end_matches('/')).file_name().unwrap().to_string_lossy().into_owned();
+        let mut builder = tar::Builder::new(Vec::new());
+        for (p, content) in found {
+            let name = if p == path { base.clone() } else { format!("{base}/{}", &p[prefix.len()..]) };
+            let mut header = tar::Header::new_gnu();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, name, &content[..]).unwrap();
+        }
+        Ok(builder.into_inner().unwrap())
     }
 
     async fn usage(&self, id: &str) -> EngineResult<Usage> {

@@ -57,6 +57,11 @@ pub(crate) trait Engine: Send + Sync + fmt::Debug {
     /// The IP address by which this process reaches the engine's host: where it publishes
     /// ports (`127.0.0.1` for a local engine, the host of `tcp://host:2375` for a remote one).
     fn host_address(&self) -> &str;
+    /// Whether a path of this process's host is the same path on the engine's host, so bind
+    /// mounts share files with the test (a local engine), or not (a remote one).
+    fn shares_host_files(&self) -> bool {
+        self.containers_reachable()
+    }
     /// Whether its connections live on the tokio runtime it was made on, so that work on
     /// another runtime (cleanup's) needs a client of its own.
     fn bound_to_runtime(&self) -> bool {
@@ -79,6 +84,11 @@ pub(crate) trait Engine: Send + Sync + fmt::Debug {
     fn logs(&self, id: &str) -> BoxStream<'static, EngineResult<Output>>;
     /// One reading of a container's resource usage.
     async fn usage(&self, id: &str) -> EngineResult<Usage>;
+    /// Unpacks a tar archive into directory `dir` of the container (created or not, running or
+    /// not).
+    async fn put_archive(&self, id: &str, dir: &str, tar: Vec<u8>) -> EngineResult<()>;
+    /// A path of the container (a file or a directory) as a tar archive.
+    async fn get_archive(&self, id: &str, path: &str) -> EngineResult<Vec<u8>>;
     /// Runs `command` in the container, handing its output over as it comes; returns the exit
     /// code.
     async fn exec(&self, id: &str, command: &[String], output: &mut (dyn FnMut(Output) + Send)) -> EngineResult<i64>;

@@ -9,6 +9,7 @@ use crate::env::Env;
 
 mod cleanup;
 mod errors;
+mod files;
 mod monitoring;
 mod readiness;
 mod runnable;

@@ -10,6 +10,7 @@ use super::{
     ImageInfo, ImageRef, Labels, NetworkState, Output, ResourceKind, Selector, Usage,
 };
 
+mod archive;
 mod containers;
 mod events;
 mod exec;
@@ -209,6 +210,12 @@ impl Engine for Docker {
     }
     fn logs(&self, id: &str) -> BoxStream<'static, EngineResult<Output>> {
         self.follow_logs(id)
+    }
+    async fn put_archive(&self, id: &str, dir: &str, tar: Vec<u8>) -> EngineResult<()> {
+        Docker::put_archive(self, id, dir, tar).await
+    }
+    async fn get_archive(&self, id: &str, path: &str) -> EngineResult<Vec<u8>> {
+        Docker::get_archive(self, id, path).await
     }
     async fn usage(&self, id: &str) -> EngineResult<Usage> {
         self.stats(id).await
