@@ -167,3 +167,80 @@ async fn a_catalog_prometheus_runs_its_configuration_on_any_engine() -> e2e::Res
     assert_clean("any_prometheus");
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// However a test process ends, its resources go from the engine it used.
+
+/// A child test: declares two sleepers, says so on stdout, then waits to be ended.
+#[e2e::test(env = "any_child")]
+#[ignore]
+async fn child_holds_an_env(env: &Env) -> e2e::Result<()> {
+    let a = env.runnable("a").init(StartOptions::new(BUSYBOX).command(["sleep", "3600"]).quiet(true));
+    let b = env.runnable("b").init(StartOptions::new(BUSYBOX).command(["sleep", "3600"]).quiet(true));
+    e2e::start_and_wait_ready([&a, &b]).await?;
+    println!("E2E_CHILD_READY");
+    if std::env::var_os("E2E_CHILD_PANICS").is_some() {
+        panic!("the body panicked");
+    }
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    Ok(())
+}
+
+/// Runs `child_holds_an_env` in a process of its own (same engine), ends it as `end` says once
+/// its env is up, and waits until nothing labelled with its env is left on the engine.
+fn end_child_and_count(end: &str) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--ignored", "--exact", "child_holds_an_env::any_child", "--nocapture", "--test-threads=1"])
+        .env("E2E_QUIET", "1")
+        .env_remove("E2E_KEEP")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if end == "panic" {
+        cmd.env("E2E_CHILD_PANICS", "1");
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let ready = stdout.lines().map_while(Result::ok).any(|l| l.contains("E2E_CHILD_READY"));
+    assert!(ready, "the child never got its env up");
+    let containers = || docker(&["ps", "-aq", "--filter", "label=dev.e2e.env=any_child"]).lines().count();
+    assert_eq!(containers(), 2, "the child's two containers run");
+    match end {
+        "panic" => {}
+        signal => {
+            let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+            assert!(status.success());
+        }
+    }
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the child ended by {end}: {status:?}");
+    // The test runner (panic), the signal handler (TERM) or the watchdog (KILL) removes it all,
+    // the child's pooled network included.
+    let pooled = || {
+        let owners = docker(&[
+            "network",
+            "ls",
+            "--filter",
+            "label=dev.e2e.env=_pool",
+            "--format",
+            "{{.Label \"dev.e2e.owner\"}}",
+        ]);
+        owners.lines().filter(|o| o.contains(&format!("/{pid}/"))).count()
+    };
+    let t = Instant::now();
+    while (!common::leftovers("any_child").is_empty() || pooled() > 0) && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_clean("any_child");
+    assert_eq!(pooled(), 0, "the child's pooled network is left ({end})");
+}
+
+/// One after the other: the three children share one env name.
+#[test]
+fn a_test_process_that_panics_is_terminated_or_is_killed_leaves_nothing_on_the_engine() {
+    for end in ["panic", "TERM", "KILL"] {
+        end_child_and_count(end);
+    }
+}
