@@ -20,12 +20,15 @@ const POLL: Duration = Duration::from_millis(5);
 pub struct Floor {
     docker: Docker,
     http: reqwest::Client,
+    /// A remote engine's host address (from `DOCKER_HOST=tcp://...`): ports are published
+    /// there and dialled there, as the containers' own addresses are not routable.
+    remote: Option<String>,
 }
 
-/// A started container: id and address on the network.
+/// A started container: id and the address its port is dialled at.
 struct Started {
     id: String,
-    ip: String,
+    addr: String,
 }
 
 impl Floor {
@@ -34,7 +37,21 @@ impl Floor {
         let docker = docker.negotiate_version().await.map_err(|e| e.to_string())?;
         let http =
             reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().map_err(|e| e.to_string())?;
-        Ok(Floor { docker, http })
+        let remote = match std::env::var("DOCKER_HOST").ok().as_deref().and_then(|h| h.strip_prefix("tcp://")) {
+            Some(rest) => {
+                let host = rest.split('/').next().unwrap_or(rest);
+                let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+                let ip = tokio::net::lookup_host((host, 0)).await.map_err(|e| format!("resolving {host}: {e}"))?;
+                Some(ip.map(|a| a.ip().to_string()).next().ok_or_else(|| format!("{host} does not resolve"))?)
+            }
+            None => None,
+        };
+        Ok(Floor { docker, http, remote })
+    }
+
+    /// Whether the engine is a remote one (`DOCKER_HOST=tcp://...`).
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
     }
 
     async fn network(&self, name: &str) -> Result<String, String> {
@@ -46,17 +63,20 @@ impl Floor {
         self.docker.remove_network(id).await.map_err(|e| format!("removing network {id}: {e}"))
     }
 
-    /// Creates and starts one container on `network`, its port published on 127.0.0.1 if asked.
+    /// Creates and starts one container on `network`, its port published on 127.0.0.1 if asked
+    /// (on a remote engine: always, on its host's address).
     async fn start(&self, network: &str, spec: &Spec, publish: bool) -> Result<Started, String> {
         let port = format!("{}/tcp", spec.port);
-        let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+        let publish = publish || self.remote.is_some();
+        let host_ip = self.remote.clone().unwrap_or_else(|| "127.0.0.1".into());
+        let binding = PortBinding { host_ip: Some(host_ip), host_port: Some(String::new()) };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             exposed_ports: Some(vec![port.clone()]),
             host_config: Some(HostConfig {
-                port_bindings: publish.then(|| HashMap::from([(port, Some(vec![binding]))])),
+                port_bindings: publish.then(|| HashMap::from([(port.clone(), Some(vec![binding]))])),
                 network_mode: Some(network.to_string()),
                 ..Default::default()
             }),
@@ -73,17 +93,24 @@ impl Floor {
         let id = self.docker.create_container(Some(opts), body).await.map_err(|e| format!("creating {name}: {e}"))?.id;
         self.docker.start_container(&id, None).await.map_err(|e| format!("starting {name}: {e}"))?;
         let inspect = self.docker.inspect_container(&id, None).await.map_err(|e| format!("inspecting {name}: {e}"))?;
-        let ip = inspect
-            .network_settings
-            .and_then(|n| n.networks)
-            .and_then(|n| n.get(network).and_then(|e| e.ip_address.clone()))
-            .ok_or_else(|| format!("{name} has no address on {network}"))?;
-        Ok(Started { id, ip })
+        let settings = inspect.network_settings.unwrap_or_default();
+        let addr = match &self.remote {
+            Some(host) => {
+                let published = settings.ports.as_ref().and_then(|p| p.get(&port).cloned().flatten());
+                let host_port = published.and_then(|b| b.into_iter().find_map(|b| b.host_port));
+                format!("{host}:{}", host_port.ok_or_else(|| format!("{name} has no published port"))?)
+            }
+            None => {
+                let ip = settings.networks.and_then(|n| n.get(network).and_then(|e| e.ip_address.clone()));
+                format!("{}:{}", ip.ok_or_else(|| format!("{name} has no address on {network}"))?, spec.port)
+            }
+        };
+        Ok(Started { id, addr })
     }
 
     /// Waits until one container is ready, as its spec says.
     async fn ready(&self, c: &Started, spec: &Spec) -> Result<(), String> {
-        let addr = format!("{}:{}", c.ip, spec.port);
+        let addr = c.addr.clone();
         match &spec.ready {
             Ready::Http { path, body } => loop {
                 if let Ok(resp) = self.http.get(format!("http://{addr}{path}")).send().await {

@@ -4,6 +4,7 @@
 //!     cd bench && cargo run --release                 # everything (about 15 minutes)
 //!     cd bench && cargo run --release -- p real       # some scenarios
 //!     E2E_BENCH_ROUNDS=3 cargo run --release -- suite # fewer rounds
+//!     DOCKER_HOST=tcp://<remote engine> cargo run --release -- remote  # P on a remote engine
 //!
 //! Scenarios: `p`, `real`, `crash`, `suite`, `ready` (readiness latency), `close` (close of
 //! 10 containers), `parse` (10,000-series exposition). Medians and ratios are printed at the
@@ -119,9 +120,11 @@ fn ms(d: Duration) -> f64 {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let all = ["p", "real", "crash", "ready", "close", "parse", "suite"];
+    // `remote` needs DOCKER_HOST naming a remote engine: asked for by name only.
+    let known = [&all[..], &["remote"]].concat();
     let wanted: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
-    if let Some(bad) = wanted.iter().find(|w| !all.contains(w)) {
-        eprintln!("unknown scenario {bad:?}; the scenarios are {all:?}");
+    if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
+        eprintln!("unknown scenario {bad:?}; the scenarios are {known:?}");
         std::process::exit(2);
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is inside the repository").to_path_buf();
@@ -173,6 +176,28 @@ async fn main() {
                     0,
                     "",
                 );
+            }
+            "remote" => {
+                if !floor.is_remote() {
+                    eprintln!("the remote scenario needs DOCKER_HOST=tcp://<a remote engine>");
+                    std::process::exit(2);
+                }
+                let specs = specs::p();
+                let s = alternate("remote", &CONTESTANTS, rounds(10), "ms", |c, _| {
+                    let specs = specs.clone();
+                    let floor = &floor;
+                    async move {
+                        let name = format!("bench_remote_{c}");
+                        let d = match c {
+                            0 => floor.up_down(&specs, &name).await?,
+                            1 => fw::up_down(&specs, &name).await?,
+                            _ => tc::up_down(&specs, &name).await?,
+                        };
+                        Ok(ms(d))
+                    }
+                })
+                .await;
+                summary(&mut report, "P on a remote engine", &CONTESTANTS, &s, "ms", 0, "e2e <= 1.05x floor");
             }
             "crash" => {
                 let spec = specs::crash();
