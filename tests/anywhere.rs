@@ -218,17 +218,7 @@ fn end_child_and_count(end: &str) {
     assert!(!status.success(), "the child ended by {end}: {status:?}");
     // The test runner (panic), the signal handler (TERM) or the watchdog (KILL) removes it all,
     // the child's pooled network included.
-    let pooled = || {
-        let owners = docker(&[
-            "network",
-            "ls",
-            "--filter",
-            "label=dev.e2e.env=_pool",
-            "--format",
-            "{{.Label \"dev.e2e.owner\"}}",
-        ]);
-        owners.lines().filter(|o| o.contains(&format!("/{pid}/"))).count()
-    };
+    let pooled = || common::pooled_networks_of(pid);
     let t = Instant::now();
     while (!common::leftovers("any_child").is_empty() || pooled() > 0) && t.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(200));

@@ -23,15 +23,8 @@ fn main() {
     assert!(child.status.success(), "the child ended with {:?}:\n{text}", child.status);
     let pid = text.lines().find_map(|l| l.strip_prefix("pid ")).expect("the child says its pid").trim().to_string();
     // Its network was pooled when the env closed, then removed by the exit hook.
-    let owners = common::docker(&[
-        "network",
-        "ls",
-        "--filter",
-        "label=dev.e2e.env=_pool",
-        "--format",
-        "{{.Label \"dev.e2e.owner\"}}",
-    ]);
-    assert!(!owners.lines().any(|o| o.contains(&format!("/{pid}/"))), "the child's pooled network is left: {owners}");
+    let pid: u32 = pid.parse().expect("a pid");
+    assert_eq!(common::pooled_networks_of(pid), 0, "the child's pooled network is left");
     assert!(common::docker(&["ps", "-aq", "--filter", "label=dev.e2e.env=rt_exit_hook"]).is_empty());
     println!("exit_hook: a program returning from main after close exits cleanly");
 }

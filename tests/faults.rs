@@ -274,19 +274,12 @@ fn left(env: &str, pid: Option<u32>) -> Left {
         containers: count_lines(&["ps", "-aq", "--filter", &filter]),
         // A run's networks are pooled (`dev.e2e.env=_pool`), so a child run's are counted by
         // its owner label.
-        networks: count_lines(&["network", "ls", "-q", "--filter", &filter]) + pid.map_or(0, pooled_networks_of),
+        networks: count_lines(&["network", "ls", "-q", "--filter", &filter])
+            + pid.map_or(0, common::pooled_networks_of),
         volumes: count_lines(&["volume", "ls", "-q", "--filter", &filter]),
         dirs,
         watchdogs: pid.map_or(0, watchdogs_of),
     }
-}
-
-/// Pooled networks of the run of `pid` (its owner label is `<host>/<boot>/<pid>/<start>`).
-fn pooled_networks_of(pid: u32) -> usize {
-    let owners =
-        docker(&["network", "ls", "--filter", "label=dev.e2e.env=_pool", "--format", "{{.Label \"dev.e2e.owner\"}}"]);
-    let needle = format!("/{pid}/");
-    owners.lines().filter(|o| o.contains(&needle)).count()
 }
 
 /// The pooled networks of the run of `pid` that the engine will not remove, though no

@@ -753,6 +753,16 @@ impl Runnable {
         })
     }
 
+    /// The env's volume `<env>-<name>`, made if it is not there yet (labelled with the env,
+    /// removed with it).
+    async fn env_volume(&self, name: &str) -> Result<MountSource> {
+        let env = &self.inner.env;
+        let name = format!("{}-{name}", env.name());
+        let made = self.inner.engine().create_volume(&name, &env.labels()).await;
+        made.map_err(|e| Error::engine(format!("creating volume {name:?}"), e))?;
+        Ok(MountSource::Volume(name))
+    }
+
     /// The container's spec: the start options, the env's network, directory and labels.
     async fn spec(&self) -> Result<ContainerSpec> {
         let (inner, o) = (&self.inner, &*self.options);
@@ -764,26 +774,14 @@ impl Runnable {
         let shared = if inner.engine().shares_host_files() {
             MountSource::Host(env.shared_dir().display().to_string())
         } else {
-            let name = format!("{}-shared", env.name());
-            inner
-                .engine()
-                .create_volume(&name, &env.labels())
-                .await
-                .map_err(|e| Error::engine(format!("creating volume {name:?}"), e))?;
-            MountSource::Volume(name)
+            self.env_volume("shared").await?
         };
         let mut mounts = vec![Mount { source: shared, target: INTERNAL_SHARED_DIR.to_string(), read_only: false }];
         for (source, target, read_only) in &o.volumes {
             let source = if source.starts_with('/') {
                 MountSource::Host(source.clone())
             } else {
-                let name = format!("{}-{source}", env.name());
-                inner
-                    .engine()
-                    .create_volume(&name, &env.labels())
-                    .await
-                    .map_err(|e| Error::engine(format!("creating volume {name:?}"), e))?;
-                MountSource::Volume(name)
+                self.env_volume(source).await?
             };
             mounts.push(Mount { source, target: target.clone(), read_only: *read_only });
         }

@@ -54,3 +54,12 @@ pub async fn fixture_image() -> &'static str {
         .await;
     TAG
 }
+
+/// Pooled networks (`dev.e2e.env=_pool`) of the run of process `pid`, by their owner label
+/// (`<host>/<boot>/<pid>/<start>`).
+pub fn pooled_networks_of(pid: u32) -> usize {
+    let owners =
+        docker(&["network", "ls", "--filter", "label=dev.e2e.env=_pool", "--format", "{{.Label \"dev.e2e.owner\"}}"]);
+    let needle = format!("/{pid}/");
+    owners.lines().filter(|o| o.contains(&needle)).count()
+}
