@@ -234,3 +234,114 @@ fn a_test_process_that_panics_is_terminated_or_is_killed_leaves_nothing_on_the_e
         end_child_and_count(end);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Two machines sharing one engine under one env name (two CI jobs on one docker-in-docker
+// service, two developers on one build host): each run has names of its own, and neither run's
+// start or close touches the other's resources.
+
+/// Waits (up to a minute) for the file `name` in the sync directory, and returns its content.
+fn wait_for_file(sync: &std::path::Path, name: &str) -> String {
+    let path = sync.join(name);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(60) {
+        if let Ok(s) = std::fs::read_to_string(&path) {
+            if !s.is_empty() {
+                return s;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{} never came", path.display());
+}
+
+/// Writes `content` as the file `name` of the sync directory, at once (write then rename).
+fn write_file(sync: &std::path::Path, name: &str, content: &str) {
+    let tmp = sync.join(format!(".{name}"));
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, sync.join(name)).unwrap();
+}
+
+/// A child, run as machine `a` or `b` (`E2E_TWO_ME`): starts `web` in env `any_two`, meets the
+/// other machine's run, then `a` closes first and `b` checks its own env still works.
+#[e2e::test(env = "any_two")]
+#[ignore]
+async fn child_on_another_machine(env: &Env) -> e2e::Result<()> {
+    let sync = std::path::PathBuf::from(std::env::var("E2E_TWO_SYNC").expect("run by the parent test"));
+    let me = std::env::var("E2E_TWO_ME").expect("run by the parent test");
+    let other = if me == "a" { "b" } else { "a" };
+    let web = env.runnable("web").with_ports([("http", 80)]).init(httpd("").readiness(Probe::http("http", "/")));
+    web.start_and_wait_ready().await?;
+    write_file(&sync, &format!("up-{me}"), web.container_name());
+    let theirs = wait_for_file(&sync, &format!("up-{other}"));
+    assert_ne!(theirs, web.container_name(), "each run's container has a name of its own");
+    let running = || docker(&["ps", "-q", "--filter", "label=dev.e2e.env=any_two"]).lines().count();
+    assert_eq!(running(), 2, "both machines' `web` run side by side");
+    let endpoint = web.endpoint("http")?;
+    assert!(get(&endpoint).unwrap().contains("hello-e2e"), "{me} reaches its own web at {endpoint}");
+    if me == "a" {
+        env.close().await?;
+        write_file(&sync, "closed-a", "closed");
+    } else {
+        wait_for_file(&sync, "closed-a");
+        assert_eq!(running(), 1, "a's close removed a's web only");
+        assert!(get(&endpoint).unwrap().contains("hello-e2e"), "b's web still serves after a closed");
+        assert_eq!(web.exec(["true"]).await?.exit_code, 0);
+        let url = format!("http://{}/", web.internal_endpoint("http")?);
+        assert!(web.exec(["wget", "-qO-", &url]).await?.stdout.contains("hello-e2e"), "its alias is its own");
+    }
+    Ok(())
+}
+
+/// Runs `child_on_another_machine` as machine `machine`: its own hostname (a UTS namespace, so
+/// its owner label names another host) and its own `TMPDIR` (so its own env-name locks).
+fn as_another_machine(machine: &str, sync: &std::path::Path) -> std::process::Child {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = sync.join(format!("tmp-{machine}"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = std::fs::File::create(sync.join(format!("out-{machine}"))).unwrap();
+    let mut cmd = std::process::Command::new("unshare");
+    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+        cmd.arg("--map-root-user"); // a user namespace of its own, in which it may set a hostname
+    }
+    cmd.args(["--uts", "--fork", "sh", "-c", r#"hostname "$0" && exec "$@""#])
+        .arg(format!("machine-{machine}"))
+        .arg(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "child_on_another_machine::any_two", "--nocapture", "--test-threads=1"])
+        .env("TMPDIR", &tmp)
+        .env("E2E_TWO_SYNC", sync)
+        .env("E2E_TWO_ME", machine)
+        .env("E2E_QUIET", "1")
+        .env_remove("E2E_KEEP")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    cmd.spawn().expect("unshare (util-linux) runs")
+}
+
+#[test]
+fn two_machines_share_one_engine_under_one_env_name() {
+    let sync = std::env::temp_dir().join(format!("e2e-two-machines-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&sync);
+    std::fs::create_dir_all(&sync).unwrap();
+    let mut children = [("a", as_another_machine("a", &sync)), ("b", as_another_machine("b", &sync))];
+    let t = Instant::now();
+    for (machine, child) in &mut children {
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if t.elapsed() > Duration::from_secs(120) {
+                let _ = child.kill();
+                break child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let out = std::fs::read_to_string(sync.join(format!("out-{machine}"))).unwrap_or_default();
+        assert!(status.success(), "machine {machine} failed ({status}):\n{out}");
+    }
+    assert_clean("any_two");
+    for (_, child) in &children {
+        assert_eq!(common::pooled_networks_of(child.id()), 0, "a machine's pooled network is left");
+    }
+    let _ = std::fs::remove_dir_all(&sync);
+}

@@ -192,10 +192,15 @@ impl Env {
         &self.inner.name
     }
 
-    /// The name of the env's network: `e2e-<pid>-<n>`, as networks are reused by the
-    /// process's later envs once empty.
+    /// The name of the env's network: `e2e-<pid>-<run tag>-<n>`, as networks are reused by
+    /// the process's later envs once empty.
     pub fn network_name(&self) -> &str {
         &self.inner.network.name
+    }
+
+    /// The engine's name for a resource `what` of this env: `<env>-<what>-<run tag>`.
+    pub(crate) fn engine_name(&self, what: &str) -> String {
+        format!("{}-{what}-{}", self.inner.name, crate::owner::current().tag())
     }
 
     /// The shared directory on the host.

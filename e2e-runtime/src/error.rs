@@ -177,14 +177,6 @@ pub enum Error {
         /// The names the catalog has.
         known: Vec<String>,
     },
-    /// An env name is held by a run that the framework cannot prove dead.
-    #[error("env {env:?} is in use by another live run ({owner}); its resources are left alone")]
-    EnvInUse {
-        /// The env.
-        env: String,
-        /// The other run's owner label.
-        owner: String,
-    },
     /// A metrics operation on a runnable without a metrics port.
     #[error(
         "runnable {runnable:?} is not instrumented: it has no metrics port \

@@ -39,6 +39,16 @@ impl Owner {
         Some(Owner { host: host.to_string(), pid: pid.parse().ok()?, start: start.parse().ok()? })
     }
 
+    /// A short tag of the run (8 hex digits of a hash of its label), part of the names of its
+    /// containers, volumes and networks: two runs sharing an engine (two machines, or two CI
+    /// jobs in containers on one host) never collide on a name, even under the same env name.
+    pub fn tag(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.to_string().hash(&mut h);
+        format!("{:08x}", h.finish() as u32)
+    }
+
     /// This run's directory name under the runs directory: `<pid>.<start time>`.
     pub fn dir_name(&self) -> String {
         format!("{}.{}", self.pid, self.start)
@@ -131,6 +141,15 @@ mod tests {
         assert!(!is_dead("garbage"));
         assert!(!is_dead("a/b/notapid/1"));
         assert_eq!(Owner::parse("/1/2"), None);
+    }
+
+    #[test]
+    fn runs_have_distinct_tags() {
+        let a = Owner::parse("one/abcd1234/42/7").unwrap();
+        let b = Owner::parse("two/abcd1234/42/7").unwrap();
+        assert_ne!(a.tag(), b.tag());
+        assert_eq!(a.tag(), a.clone().tag());
+        assert_eq!(current().tag().len(), 8);
     }
 
     #[test]

@@ -233,7 +233,8 @@ impl StartOptions {
 }
 
 impl Env {
-    /// Declares a runnable named `name` (its container is `<env>-<name>`). Problems with the
+    /// Declares a runnable named `name` (its container is `<env>-<name>-<run tag>`, reached as
+    /// `<env>-<name>` and `<name>` inside the env network). Problems with the
     /// name, or a closed env, are reported by every later call on it.
     pub fn runnable(&self, name: &str) -> RunnableBuilder {
         let problem = self.claim(name).err();
@@ -269,7 +270,7 @@ impl RunnableBuilder {
     /// The runnable before its start options are known: its internal endpoints and directory
     /// can be handed to other runnables already.
     pub fn future(self) -> FutureRunnable {
-        let container = format!("{}-{}", self.env.name(), self.name);
+        let container = self.env.engine_name(&self.name);
         let dir_rel = format!("data/{}", self.name);
         let exits = self.env.inner.exits.watch(&container);
         let logs = Arc::new(LogBuffer::default());
@@ -411,7 +412,13 @@ impl ExecOutput {
 impl Inner {
     fn internal_endpoint(&self, port: &str) -> Result<String> {
         let p = self.port(port)?;
-        Ok(format!("{}:{p}", self.container))
+        Ok(format!("{}:{p}", self.internal_host()))
+    }
+
+    /// The name the runnable is reached by inside the env network, `<env>-<name>` (an alias:
+    /// the container's own name carries the run's tag).
+    fn internal_host(&self) -> String {
+        format!("{}-{}", self.env.name(), self.name)
     }
 
     fn port(&self, name: &str) -> Result<u16> {
@@ -499,7 +506,8 @@ impl Runnable {
         &self.inner.name
     }
 
-    /// Its container's name, `<env>-<name>`.
+    /// Its container's name, `<env>-<name>-<run tag>`: unique to this run, so two runs sharing
+    /// an engine under one env name do not collide.
     pub fn container_name(&self) -> &str {
         &self.inner.container
     }
@@ -669,7 +677,7 @@ impl Runnable {
         let port = self.inner.port(&m.port).ok()?;
         Some(crate::env::Instrumented {
             runnable: self.inner.name.clone(),
-            address: format!("{}:{port}", self.inner.container),
+            address: format!("{}:{port}", self.inner.internal_host()),
             path: m.path.clone(),
             scheme: m.scheme.clone(),
         })
@@ -753,11 +761,11 @@ impl Runnable {
         })
     }
 
-    /// The env's volume `<env>-<name>`, made if it is not there yet (labelled with the env,
-    /// removed with it).
+    /// The env's volume `<env>-<name>-<run tag>`, made if it is not there yet (labelled with
+    /// the env, removed with it).
     async fn env_volume(&self, name: &str) -> Result<MountSource> {
         let env = &self.inner.env;
-        let name = format!("{}-{name}", env.name());
+        let name = env.engine_name(name);
         let made = self.inner.engine().create_volume(&name, &env.labels()).await;
         made.map_err(|e| Error::engine(format!("creating volume {name:?}"), e))?;
         Ok(MountSource::Volume(name))
@@ -798,7 +806,7 @@ impl Runnable {
             ports: inner.ports.iter().map(|(_, p)| *p).collect(),
             publish_on: self.engine_publishes().then(|| self.inner.host_address()),
             network: Some(env.inner.network.id.clone()),
-            aliases: vec![inner.name.clone()],
+            aliases: vec![inner.name.clone(), inner.internal_host()],
             init: o.init,
             privileged: o.privileged,
             cap_add: o.cap_add.clone(),

@@ -68,7 +68,8 @@ pub(crate) async fn take(engine: &dyn Engine) -> Result<Network> {
         (OWNER_LABEL.to_string(), owner::current().to_string()),
     ]);
     loop {
-        let name = format!("e2e-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let (pid, tag) = (std::process::id(), owner::current().tag());
+        let name = format!("e2e-{pid}-{tag}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
         // A foreign network of that name (a pid reused since): the engine resolves networks
         // by name too, so take another.
         let taken =

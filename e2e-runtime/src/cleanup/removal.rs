@@ -78,7 +78,8 @@ pub(crate) async fn remove_env(engine: &dyn Engine, env: &str, network: Network)
 
 /// Removes what dead runs left under env name `env` (any owner but this run), and every dead
 /// run's directory. A live run's resources are never touched: one of another host sharing the
-/// engine is an [`Error::EnvInUse`].
+/// engine (or of a process of this host that kept its env) stays, and this run works beside
+/// it under names of its own (they carry the run's tag).
 pub(crate) async fn sweep_dead(engine: &dyn Engine, env: &str) -> Result<()> {
     let selector = &Selector::managed().env(env);
     let kinds = [ResourceKind::Container, ResourceKind::Volume, ResourceKind::Network];
@@ -86,14 +87,9 @@ pub(crate) async fn sweep_dead(engine: &dyn Engine, env: &str) -> Result<()> {
     let mut dead = HashSet::new();
     for found in futures_util::future::try_join_all(lists).await?.into_iter().flatten() {
         let label = found.labels.get(OWNER_LABEL).cloned().unwrap_or_default();
-        match Owner::parse(&label) {
-            Some(o) if &o == owner::current() => {}
-            Some(o) if o.is_dead() => {
-                dead.insert(o);
-            }
-            // Only possible for another host sharing the engine (or a label of another
-            // version): this host's live runs of this env name are excluded by the env lock.
-            _ => return Err(Error::EnvInUse { env: env.to_string(), owner: label }),
+        // A label that does not parse (another version's) cannot be proved dead: left alone.
+        if let Some(o) = Owner::parse(&label).filter(|o| o != owner::current() && o.is_dead()) {
+            dead.insert(o);
         }
     }
     for o in dead {

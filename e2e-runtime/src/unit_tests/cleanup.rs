@@ -95,12 +95,19 @@ async fn a_dead_runs_leftovers_are_swept_by_the_next_env_of_its_name() {
 }
 
 #[tokio::test]
-async fn a_live_run_of_another_host_makes_the_env_name_in_use() {
+async fn a_live_run_of_another_host_is_left_alone_and_worked_beside() {
     let fake = Fake::new();
+    fake.image(IMAGE);
     fake.foreign_container("u_in_use-x", labels("u_in_use", "elsewhere/abcd0123/42/7"), true);
-    let e = Env::on(fake.clone(), "u_in_use").await.unwrap_err();
-    assert!(matches!(e, Error::EnvInUse { ref owner, .. } if owner == "elsewhere/abcd0123/42/7"), "{e}");
-    assert_eq!(fake.containers().len(), 1, "left alone");
+    fake.foreign_container("u_in_use-y", labels("u_in_use", "a label of another version"), true);
+    let env = Env::on(fake.clone(), "u_in_use").await.unwrap();
+    let r = env.runnable("x").init(StartOptions::new(IMAGE));
+    r.start().await.unwrap();
+    assert_eq!(fake.containers().len(), 3);
+    assert_ne!(r.container_name(), "u_in_use-x", "a name of its own");
+    env.close().await.unwrap();
+    let left: Vec<String> = fake.containers().into_keys().collect();
+    assert_eq!(left, ["u_in_use-x", "u_in_use-y"], "left alone");
 }
 
 #[tokio::test]
@@ -203,8 +210,9 @@ async fn describe_reports_state_exit_code_and_last_lines() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let report = env.describe().await;
     assert!(report.contains("2 runnable(s)"), "{report}");
-    assert!(report.contains("- svc [u_describe-svc]: exited (exit code 4)\n    | boom"), "{report}");
-    assert!(report.contains("- idle [u_describe-idle]: not started"), "{report}");
+    let (svc, idle_c) = (super::named("u_describe", "svc"), super::named("u_describe", "idle"));
+    assert!(report.contains(&format!("- svc [{svc}]: exited (exit code 4)\n    | boom")), "{report}");
+    assert!(report.contains(&format!("- idle [{idle_c}]: not started")), "{report}");
     drop(idle);
     env.close().await.unwrap();
 }

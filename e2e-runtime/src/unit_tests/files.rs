@@ -58,9 +58,9 @@ async fn the_runnables_directory_reaches_a_remote_container_and_comes_back() {
     let dir = r.download_dir().await.unwrap();
     assert_eq!(std::fs::read_to_string(dir.join("prometheus.yml")).unwrap(), "scrape_configs: []\n");
     // The shared directory is a volume of the env (no path of this host is mounted).
-    let spec = fake.containers().remove("u_dir-svc").unwrap();
+    let spec = fake.containers().remove(&super::named("u_dir", "svc")).unwrap();
     let shared = spec.mounts.iter().find(|m| m.target == "/shared").unwrap();
-    assert_eq!(shared.source, crate::engine::MountSource::Volume("u_dir-shared".into()));
+    assert_eq!(shared.source, crate::engine::MountSource::Volume(super::named("u_dir", "shared")));
     env.close().await.unwrap();
     assert!(fake.volumes().is_empty(), "the shared volume goes with the env");
 }

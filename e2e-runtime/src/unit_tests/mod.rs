@@ -17,6 +17,11 @@ mod runnable;
 /// An image every fake env can run.
 const IMAGE: &str = "fake/service:1";
 
+/// The engine's name of resource `what` of env `env` of this run: `<env>-<what>-<run tag>`.
+fn named(env: &str, what: &str) -> String {
+    format!("{env}-{what}-{}", crate::owner::current().tag())
+}
+
 /// A fake engine with [`IMAGE`], and an env on it. Env names are machine-wide (a lock file):
 /// each test names its own.
 async fn env(name: &str) -> (Arc<Fake>, Env) {

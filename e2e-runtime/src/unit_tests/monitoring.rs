@@ -17,7 +17,7 @@ async fn instrumented_runnables_are_announced_while_they_run() {
     crate::start_and_wait_ready([&m, &plain]).await.unwrap();
     {
         let set = watch.borrow();
-        let t = set.get("u_mon-m").expect("announced on start");
+        let t = set.get(&super::named("u_mon", "m")).expect("announced on start");
         assert_eq!(
             (t.runnable.as_str(), t.address.as_str(), t.path.as_str(), t.scheme.as_str()),
             ("m", "u_mon-m:9090", "/m", "http")
@@ -28,7 +28,7 @@ async fn instrumented_runnables_are_announced_while_they_run() {
     assert!(watch.borrow().is_empty(), "withdrawn on stop");
     m.start().await.unwrap();
     assert_eq!(watch.borrow().len(), 1);
-    fake.exit("u_mon-m", 1, false);
+    fake.exit(&super::named("u_mon", "m"), 1, false);
     tokio::time::timeout(Duration::from_secs(5), async {
         while !watch.borrow().is_empty() {
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -40,7 +40,7 @@ async fn a_log_probe_passes_on_the_matching_line_the_given_number_of_times() {
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiting.is_finished(), "one matching line of two");
-    fake.print("u_log_probe-svc", "ready to serve");
+    fake.print(&super::named("u_log_probe", "svc"), "ready to serve");
     tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap().unwrap();
     assert_eq!(r.logs_tail(5), ["starting", "ready to serve", "ready to serve"]);
     env.close().await.unwrap();
@@ -114,7 +114,7 @@ async fn a_death_while_the_event_stream_was_broken_is_still_seen() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     // The stream breaks, and the container dies before it is resumed: its event is lost.
     fake.break_events();
-    fake.exit("u_events_gap-svc", 9, true);
+    fake.exit(&super::named("u_events_gap", "svc"), 9, true);
     let e = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("no timeout").unwrap().unwrap_err();
     assert!(matches!(e, Error::Exited { exit_code: 9, .. }), "{e}");
     let resumed = fake.calls().iter().filter(|c| c.starts_with("container_events")).count();

@@ -20,13 +20,13 @@ async fn start_creates_the_container_the_options_describe() {
             .cpus(0.5),
     );
     r.start().await.unwrap();
-    let spec = fake.containers().remove("u_spec-svc").expect("container <env>-<name>");
+    let spec = fake.containers().remove(&super::named("u_spec", "svc")).expect("container <env>-<name>-<tag>");
     assert_eq!(spec.image, IMAGE);
     assert_eq!(spec.command.as_deref(), Some(&["serve".to_string(), "--port=8080".to_string()][..]));
     assert_eq!(spec.env, [("A".to_string(), "1".to_string())]);
     assert_eq!(spec.user.as_deref(), Some("65534"));
     assert_eq!(spec.ports, [8080]);
-    assert_eq!(spec.aliases, ["svc"]);
+    assert_eq!(spec.aliases, ["svc", "u_spec-svc"], "the runnable's name and <env>-<name>, stable across runs");
     assert_eq!(spec.hostname.as_deref(), Some("svc"));
     assert_eq!(spec.network.as_deref(), Some(format!("n-{}", env.network_name()).as_str()));
     assert_eq!(spec.labels.get(MANAGED_LABEL).map(String::as_str), Some("true"));
@@ -37,7 +37,11 @@ async fn start_creates_the_container_the_options_describe() {
     assert_eq!(spec.limits.cpus, Some(0.5));
     let targets: Vec<_> = spec.mounts.iter().map(|m| (m.target.as_str(), m.read_only)).collect();
     assert_eq!(targets, [("/shared", false), ("/data", false), ("/hosts", true)]);
-    assert!(fake.volumes().contains(&"u_spec-data".to_string()), "a named volume is the env's: {:?}", fake.volumes());
+    assert!(
+        fake.volumes().contains(&super::named("u_spec", "data")),
+        "a named volume is the env's: {:?}",
+        fake.volumes()
+    );
     // A remote-like engine (containers unreachable) publishes the ports on loopback.
     assert_eq!(spec.publish_on.as_deref(), Some("127.0.0.1"));
     assert!(r.endpoint("http").unwrap().starts_with("127.0.0.1:"));
@@ -174,13 +178,13 @@ async fn an_image_that_cannot_be_pulled_is_named() {
 #[tokio::test]
 async fn a_name_taken_by_a_foreign_container_is_a_conflict_that_says_so() {
     let (fake, env) = env("u_conflict").await;
-    fake.foreign_container("u_conflict-svc", Default::default(), true);
+    fake.foreign_container(&super::named("u_conflict", "svc"), Default::default(), true);
     let e = env.runnable("svc").init(StartOptions::new(IMAGE)).start().await.unwrap_err();
     assert_eq!(e.engine_kind(), Some(EngineErrorKind::Conflict), "{e}");
     assert!(e.to_string().contains("already exists"), "{e}");
     // The report does not pass the foreign container off as this runnable.
     let report = env.describe().await;
-    assert!(report.contains("svc [u_conflict-svc]: not started"), "{report}");
+    assert!(report.contains(&format!("svc [{}]: not started", super::named("u_conflict", "svc"))), "{report}");
     env.close().await.unwrap();
     assert_eq!(fake.containers().len(), 1, "the foreign container is never touched");
 }
