@@ -115,11 +115,15 @@ fn every_outcome_is_reported_and_cleaned_up() {
         "the body panicked",
         "test times_out::acc_timeout timed out after 1s in env \"acc_timeout\"",
         "==== e2e: test returns_err::acc_err failed; env \"acc_err\": 1 runnable(s)",
-        "- sleeper [acc_err-sleeper]: running",
+        "- sleeper [acc_err-sleeper-",
         "full logs: ",
     ] {
         assert!(log.contains(msg), "missing {msg:?} in:\n{log}");
     }
+    assert!(
+        log.lines().any(|l| l.starts_with("- sleeper [acc_err-sleeper-") && l.ends_with("]: running")),
+        "the runnable, its container and its state: {log}"
+    );
     let logs_dir = log.lines().find_map(|l| l.strip_prefix("full logs: ")).unwrap();
     assert!(Path::new(logs_dir).join("sleeper.log").exists(), "{logs_dir}");
     // Failures are the user's: named as libtest names the test, located at its `#[e2e::test]`.

@@ -41,7 +41,7 @@ async fn discovers_runnables_as_they_start_and_stop() -> e2e::Result<()> {
             s.len() == 1 && s[0].value > 0.0
         })
         .await?;
-    assert_eq!(ticks[0].metric["container"], "mon_discovery-late");
+    assert_eq!(ticks[0].metric["container"], late.container_name());
 
     // A stopped runnable is forgotten.
     late.stop().await?;
@@ -59,7 +59,7 @@ async fn discovers_runnables_as_they_start_and_stop() -> e2e::Result<()> {
             s.len() == 1 && s[0].value > 0.0
         })
         .await?;
-    assert_eq!(memory[0].metric["name"], "mon_discovery-monitoring");
+    assert_eq!(memory[0].metric["name"], mon.prometheus().container_name());
     mon.wait_query("container_cpu_usage_seconds_total{runnable=\"monitoring\"} > 0", Duration::from_secs(30), |s| {
         s.len() == 1
     })

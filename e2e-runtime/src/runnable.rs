@@ -415,6 +415,11 @@ impl Inner {
         Ok(format!("{}:{p}", self.internal_host()))
     }
 
+    /// The names the container answers to on the env network: `<name>` and `<env>-<name>`.
+    fn aliases(&self) -> Vec<String> {
+        vec![self.name.clone(), self.internal_host()]
+    }
+
     /// The name the runnable is reached by inside the env network, `<env>-<name>` (an alias:
     /// the container's own name carries the run's tag).
     fn internal_host(&self) -> String {
@@ -558,7 +563,12 @@ impl Runnable {
     pub async fn copy_to(&self, path: &str, content: impl Into<Vec<u8>>) -> Result<()> {
         let content = content.into();
         let tar = tar_of(&self.inner.name, &[(path.to_string(), content.clone())])?;
-        self.inner.files.lock().unwrap().push((path.to_string(), content));
+        {
+            // The last content written to a path is the one later containers get.
+            let mut files = self.inner.files.lock().unwrap();
+            files.retain(|(p, _)| p != path);
+            files.push((path.to_string(), content));
+        }
         if let Some(c) = self.inner.container() {
             let failed = self.inner.failed(&format!("copying {path} into"));
             self.inner.engine().put_archive(&c.id, "/", tar).await.map_err(failed)?;
@@ -806,7 +816,7 @@ impl Runnable {
             ports: inner.ports.iter().map(|(_, p)| *p).collect(),
             publish_on: self.engine_publishes().then(|| self.inner.host_address()),
             network: Some(env.inner.network.id.clone()),
-            aliases: vec![inner.name.clone(), inner.internal_host()],
+            aliases: inner.aliases(),
             init: o.init,
             privileged: o.privileged,
             cap_add: o.cap_add.clone(),
@@ -1031,7 +1041,7 @@ impl Runnable {
         let id = self.inner.id("reconnect")?;
         let (engine, network) = (self.inner.engine(), &self.inner.env.inner.network);
         engine
-            .connect_network(&network.id, &id, std::slice::from_ref(&self.inner.name))
+            .connect_network(&network.id, &id, &self.inner.aliases())
             .await
             .map_err(self.inner.failed("reconnecting to the network"))?;
         let state = engine.inspect_container(&id).await.map_err(self.inner.failed("inspecting"))?;
