@@ -48,6 +48,10 @@ async fn probes_endpoints_exec_and_logs_work_where_the_engine_is() -> e2e::Resul
     e2e::start_and_wait_ready([&http, &cmd, &log]).await?;
 
     let endpoint = http.endpoint("http")?;
+    // Run in a container by tests/inside.rs, the suite is told where the engine's host is.
+    if let Ok(host) = std::env::var("E2E_TEST_EXPECT_HOST") {
+        assert!(endpoint.starts_with(&format!("{host}:")), "the endpoint {endpoint} is not on {host}");
+    }
     let body = get(&endpoint).map_err(|e| Error::Query { query: endpoint.clone(), detail: e.to_string() })?;
     assert!(body.contains("hello-e2e"), "the test reaches the host endpoint {endpoint}: {body}");
     let out = cmd.exec(["sh", "-c", "echo out; echo err >&2; exit 3"]).await?;
@@ -112,7 +116,7 @@ fn the_engine_under_test_is_the_one_docker_host_names() {
         let r = env.runnable("a").init(StartOptions::new(BUSYBOX).command(["sleep", "3600"]));
         r.start().await.unwrap();
         let seen = docker(&["ps", "--filter", "label=dev.e2e.env=any_same_engine", "--format", "{{.Names}}"]);
-        assert_eq!(seen, "any_same_engine-a");
+        assert_eq!(seen, r.container_name());
         env.close().await.unwrap();
     });
     assert_clean("any_same_engine");
@@ -209,8 +213,9 @@ fn end_child_and_count(end: &str) {
     match end {
         "panic" => {}
         signal => {
-            let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
-            assert!(status.success());
+            let signal = if signal == "TERM" { libc::SIGTERM } else { libc::SIGKILL };
+            // SAFETY: a plain kill(2) of the child's pid.
+            assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0, "signalling the child");
         }
     }
     let pid = child.id();
@@ -344,4 +349,37 @@ fn two_machines_share_one_engine_under_one_env_name() {
         assert_eq!(common::pooled_networks_of(child.id()), 0, "a machine's pooled network is left");
     }
     let _ = std::fs::remove_dir_all(&sync);
+}
+
+/// Monitoring on any engine: Prometheus discovers the instrumented runnables started before
+/// and after it, forgets a stopped one, and has the containers' resource metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn monitoring_discovers_runnables_and_has_container_metrics_on_any_engine() -> e2e::Result<()> {
+    let env = Env::docker("any_monitoring").await?;
+    let instrumented = |name: &str, value: u32| {
+        let serve = format!("echo 'any_value {value}' > /www/metrics &&");
+        env.runnable(name)
+            .with_ports([("http", 80)])
+            .init(httpd(&serve).metrics("http").readiness(Probe::http("http", "/")).quiet(true))
+    };
+    let early = instrumented("early", 1);
+    early.start_and_wait_ready().await?;
+    let mon = e2e::monitoring::start(&env).await?;
+    let late = instrumented("late", 2);
+    late.start_and_wait_ready().await?;
+    let total = |s: &[e2e::monitoring::Sample]| s.iter().map(|s| s.value).sum::<f64>();
+    mon.wait_query("any_value", Duration::from_secs(60), |s| s.len() == 2 && total(s) == 3.0).await?;
+    let memory = "container_memory_usage_bytes{job=\"containers\", runnable=\"late\"} > 0";
+    mon.wait_query(memory, Duration::from_secs(60), |s| s.len() == 1).await?;
+    late.stop().await?;
+    mon.wait_query("up{job=\"e2e\"} == 1", Duration::from_secs(60), |s| {
+        let mut names: Vec<_> = s.iter().map(|s| s.metric["runnable"].as_str()).collect();
+        names.sort();
+        names == ["early", "monitoring"]
+    })
+    .await?;
+    drop(mon);
+    env.close().await?;
+    assert_clean("any_monitoring");
+    Ok(())
 }

@@ -234,6 +234,12 @@ impl Env {
         Ok(())
     }
 
+    /// Whether the env's shared directory is a bind mount of [`Env::shared_dir`] (a local
+    /// engine), so a file written there is seen inside at once; else files go by copies.
+    pub(crate) fn shares_host_files(&self) -> bool {
+        self.inner.engine.shares_host_files()
+    }
+
     /// The host's address on the env network, where containers reach this process (only when
     /// containers are reachable from it, as with a local engine).
     pub(crate) async fn gateway(&self) -> Option<String> {

@@ -10,13 +10,18 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Discovery is file based: the env rewrites `/shared/monitoring/targets.json` whenever an
-//! instrumented runnable starts, stops or dies, and Prometheus re-reads it every second, without
-//! restarting. Resource metrics (`container_cpu_usage_seconds_total`,
-//! `container_memory_usage_bytes`, `container_network_{receive,transmit}_bytes_total`, labelled
-//! `name` and `runnable`) come from an exporter in this process that reads the engine's stats on
-//! each scrape, so the privileged cadvisor image is not needed. It listens on the env network's
-//! gateway address, which exists only with a local engine; with a remote one it is left out.
+//! Discovery is file based: the env rewrites a discovery file whenever an instrumented runnable
+//! starts, stops or dies, and Prometheus re-reads it every second, without restarting. With a
+//! local engine the file is `/shared/monitoring/targets.json` (a bind mount, replaced whole);
+//! with any other it is copied into the container (`/etc/e2e-monitoring/targets.json`).
+//!
+//! Resource metrics (`container_cpu_usage_seconds_total`, `container_memory_usage_bytes`,
+//! `container_network_{receive,transmit}_bytes_total`, labelled `name` and `runnable`, job
+//! `containers`) come from this process, which reads the engine's stats, so the privileged
+//! cadvisor image is not needed. With a local engine Prometheus scrapes them from an exporter
+//! listening on the env network's gateway; where Prometheus cannot reach this process (a
+//! remote engine, a test inside a container) this process pushes them to Prometheus's
+//! remote-write receiver every scrape interval, through its published port.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -35,6 +40,16 @@ pub const DEFAULT_PROMETHEUS_IMAGE: &str = "quay.io/prometheus/prometheus:v2.42.
 /// Writes the env's running instrumented runnables as a Prometheus file-discovery file, whole
 /// (Prometheus may read it at any moment).
 fn write_targets(file: &Path, set: &InstrumentedSet) {
+    let tmp = file.with_extension("json.tmp");
+    let text = targets_json(set);
+    if std::fs::write(&tmp, text).and_then(|()| set_readable(&tmp)).and_then(|()| std::fs::rename(&tmp, file)).is_err()
+    {
+        eprintln!("e2e: could not update the monitoring targets in {}", file.display());
+    }
+}
+
+/// The env's running instrumented runnables as Prometheus file-discovery groups.
+fn targets_json(set: &InstrumentedSet) -> String {
     let groups: Vec<_> = set
         .iter()
         .map(|(container, t)| {
@@ -49,19 +64,60 @@ fn write_targets(file: &Path, set: &InstrumentedSet) {
             })
         })
         .collect();
-    let tmp = file.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(&groups).expect("JSON of strings");
-    if std::fs::write(&tmp, text).and_then(|()| set_readable(&tmp)).and_then(|()| std::fs::rename(&tmp, file)).is_err()
-    {
-        eprintln!("e2e: could not update the monitoring targets in {}", file.display());
+    serde_json::to_string_pretty(&groups).expect("JSON of strings")
+}
+
+/// Where monitoring's files reach Prometheus: the env's shared directory, bind-mounted (a local
+/// engine), or copies into its container.
+#[derive(Debug, Clone)]
+enum Files {
+    Shared { dir: PathBuf, internal: String },
+    Copied(Runnable),
+}
+
+/// Where copied files go in the Prometheus container.
+const COPIED_DIR: &str = "/etc/e2e-monitoring";
+
+impl Files {
+    /// The path of file `name` inside the container.
+    fn internal(&self, name: &str) -> String {
+        match self {
+            Files::Shared { internal, .. } => format!("{internal}/{name}"),
+            Files::Copied(_) => format!("{COPIED_DIR}/{name}"),
+        }
+    }
+
+    async fn write_config(&self, config: String) -> Result<()> {
+        match self {
+            Files::Shared { dir, .. } => {
+                let file = dir.join("prometheus.yml");
+                std::fs::write(&file, config)
+                    .and_then(|()| set_readable(&file))
+                    .map_err(|e| Error::io(format!("writing {}", file.display()), e))
+            }
+            Files::Copied(prometheus) => prometheus.copy_to(&self.internal("prometheus.yml"), config).await,
+        }
+    }
+
+    async fn write_targets(&self, set: &InstrumentedSet) {
+        match self {
+            Files::Shared { dir, .. } => write_targets(&dir.join("targets.json"), set),
+            Files::Copied(prometheus) => {
+                // A copy may be read half-written; Prometheus then keeps the targets it had and
+                // reads the file again at its next refresh.
+                if let Err(e) = prometheus.copy_to(&self.internal("targets.json"), targets_json(set)).await {
+                    eprintln!("e2e: could not update the monitoring targets: {e}");
+                }
+            }
+        }
     }
 }
 
 /// Keeps the discovery file in step with the env's instrumented runnables, until the env goes.
-async fn discover(mut instrumented: tokio::sync::watch::Receiver<InstrumentedSet>, file: PathBuf) {
+async fn discover(mut instrumented: tokio::sync::watch::Receiver<InstrumentedSet>, files: Files) {
     loop {
         let set = instrumented.borrow_and_update().clone();
-        write_targets(&file, &set);
+        files.write_targets(&set).await;
         if instrumented.changed().await.is_err() {
             return;
         }
@@ -144,12 +200,9 @@ pub async fn start(env: &Env) -> Result<Monitoring> {
 /// Starts Prometheus in `env` as the runnable `monitoring`, waits until it is ready, and has it
 /// discover every instrumented runnable of the env, those started before and after.
 pub async fn start_with(env: &Env, options: MonitoringOptions) -> Result<Monitoring> {
-    let dir = env.shared_dir().join("monitoring");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let internal = format!("{}/monitoring", env.internal_shared_dir());
-
     let mut exporter = None;
     let mut container_job = String::new();
+    let mut push = false;
     if options.container_metrics {
         match env.gateway().await {
             Some(gateway) => {
@@ -161,40 +214,54 @@ pub async fn start_with(env: &Env, options: MonitoringOptions) -> Result<Monitor
                 container_job =
                     format!("  - job_name: containers\n    static_configs:\n      - targets: ['{gateway}:{port}']\n");
             }
-            None => eprintln!("e2e: monitoring without container metrics: the engine is not local"),
+            // Prometheus cannot reach this process: it is sent the metrics instead.
+            None => push = true,
         }
     }
+    let files = if env.shares_host_files() {
+        let dir = env.shared_dir().join("monitoring");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        Some(Files::Shared { dir, internal: format!("{}/monitoring", env.internal_shared_dir()) })
+    } else {
+        None
+    };
+    let config_path =
+        files.as_ref().map_or_else(|| format!("{COPIED_DIR}/prometheus.yml"), |f| f.internal("prometheus.yml"));
+    let targets_path =
+        files.as_ref().map_or_else(|| format!("{COPIED_DIR}/targets.json"), |f| f.internal("targets.json"));
+    let mut command = vec![
+        format!("--config.file={config_path}"),
+        "--storage.tsdb.path=/prometheus".to_string(),
+        "--storage.tsdb.retention.time=1d".to_string(),
+        "--web.enable-lifecycle".to_string(),
+    ];
+    if push {
+        command.push("--web.enable-remote-write-receiver".to_string());
+    }
+    let prometheus = env.runnable("monitoring").with_ports([("http", 9090)]).init(
+        StartOptions::new(options.image).command(command).metrics("http").readiness(Probe::http("http", "/-/ready")),
+    );
+    let files = files.unwrap_or_else(|| Files::Copied(prometheus.clone()));
+
     let interval = humantime::format_duration(options.scrape_interval);
     let config = format!(
         "global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n  external_labels:\n    env: {env_name}\n\
          scrape_configs:\n\
          \x20 - job_name: prometheus\n    static_configs:\n      - targets: ['localhost:9090']\n\
-         \x20 - job_name: e2e\n    tls_config:\n      insecure_skip_verify: true\n    file_sd_configs:\n      - files: ['{internal}/targets.json']\n        refresh_interval: 1s\n\
+         \x20 - job_name: e2e\n    tls_config:\n      insecure_skip_verify: true\n    file_sd_configs:\n      - files: ['{targets_path}']\n        refresh_interval: 1s\n\
          {container_job}",
         env_name = env.name(),
     );
-    let config_file = dir.join("prometheus.yml");
-    std::fs::write(&config_file, config)
-        .and_then(|()| set_readable(&config_file))
-        .map_err(|e| Error::io(format!("writing {}", config_file.display()), e))?;
+    files.write_config(config).await?;
     // The env tells of runnables as they start, stop and die; those already running are in
     // the first file written.
-    let targets = dir.join("targets.json");
-    write_targets(&targets, &env.watch_instrumented().borrow());
-    tokio::spawn(discover(env.watch_instrumented(), targets));
+    files.write_targets(&env.watch_instrumented().borrow().clone()).await;
+    tokio::spawn(discover(env.watch_instrumented(), files));
 
-    let prometheus = env.runnable("monitoring").with_ports([("http", 9090)]).init(
-        StartOptions::new(options.image)
-            .command([
-                format!("--config.file={internal}/prometheus.yml"),
-                "--storage.tsdb.path=/prometheus".to_string(),
-                "--storage.tsdb.retention.time=1d".to_string(),
-                "--web.enable-lifecycle".to_string(),
-            ])
-            .metrics("http")
-            .readiness(Probe::http("http", "/-/ready")),
-    );
     prometheus.start_and_wait_ready().await?;
+    if push {
+        exporter = Some(tokio::spawn(push_container_metrics(env.clone(), prometheus.clone(), options.scrape_interval)));
+    }
     Ok(Monitoring { prometheus, exporter })
 }
 
@@ -339,21 +406,118 @@ async fn serve_container_metrics(listener: tokio::net::TcpListener, env: Env) {
 /// One family of the containers' exposition: name, type, help and the value it reads.
 type UsageFamily = (&'static str, &'static str, &'static str, fn(&crate::engine::Usage) -> f64);
 
-/// The exposition of the env's containers' resource usage.
-async fn container_metrics(env: &Env) -> String {
-    let stats = env.container_stats().await;
-    let families: [UsageFamily; 4] = [
+fn usage_families() -> [UsageFamily; 4] {
+    [
         ("container_cpu_usage_seconds_total", "counter", "CPU time used.", |u| u.cpu_seconds),
         ("container_memory_usage_bytes", "gauge", "Memory in use.", |u| u.memory_bytes),
         ("container_network_receive_bytes_total", "counter", "Bytes received.", |u| u.rx_bytes),
         ("container_network_transmit_bytes_total", "counter", "Bytes sent.", |u| u.tx_bytes),
-    ];
+    ]
+}
+
+/// Sends the env's containers' resource usage to Prometheus's remote-write receiver every
+/// `every`, as if it had scraped them (job `containers`), until aborted.
+async fn push_container_metrics(env: Env, prometheus: Runnable, every: Duration) {
+    let Ok(endpoint) = prometheus.endpoint("http") else { return };
+    let url = format!("http://{endpoint}/api/v1/write");
+    let mut warned = false;
+    loop {
+        let stats = env.container_stats().await;
+        let millis =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let mut series = Vec::new();
+        for (name, _, _, value) in usage_families() {
+            for (d, usage) in &stats {
+                let labels = [
+                    ("__name__", name),
+                    ("instance", "e2e"),
+                    ("job", "containers"),
+                    ("name", d.container.as_str()),
+                    ("runnable", d.name.as_str()),
+                ];
+                series.push((labels, value(usage)));
+            }
+        }
+        let body = snap::raw::Encoder::new().compress_vec(&write_request(&series, millis)).expect("snappy of bytes");
+        let sent = prometheus
+            .http()
+            .post(&url)
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .body(body)
+            .send()
+            .await;
+        let failed = match sent {
+            Ok(r) if r.status().is_success() => None,
+            Ok(r) => Some(format!("{}: {}", r.status(), r.text().await.unwrap_or_default().trim())),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = failed.filter(|_| !warned) {
+            eprintln!("e2e: monitoring: sending container metrics to {url} failed: {why}");
+            warned = true;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// A remote-write `WriteRequest` (protobuf) of one sample per series, at `millis`; each
+/// series's labels sorted by name, as the protocol asks.
+fn write_request<const N: usize>(series: &[([(&str, &str); N], f64)], millis: i64) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+        out.push(tag);
+        varint(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
+    }
+    let mut request = Vec::new();
+    for (labels, value) in series {
+        let mut ts = Vec::new();
+        for (name, v) in labels {
+            let mut label = Vec::new();
+            field(&mut label, 0x0a, name.as_bytes()); // Label.name = 1
+            field(&mut label, 0x12, v.as_bytes()); // Label.value = 2
+            field(&mut ts, 0x0a, &label); // TimeSeries.labels = 1
+        }
+        let mut sample = vec![0x09]; // Sample.value = 1, a double
+        sample.extend_from_slice(&value.to_le_bytes());
+        sample.push(0x10); // Sample.timestamp = 2, a varint
+        varint(&mut sample, millis as u64);
+        field(&mut ts, 0x12, &sample); // TimeSeries.samples = 2
+        field(&mut request, 0x0a, &ts); // WriteRequest.timeseries = 1
+    }
+    request
+}
+
+/// The exposition of the env's containers' resource usage.
+async fn container_metrics(env: &Env) -> String {
+    let stats = env.container_stats().await;
     let mut out = String::new();
-    for (name, kind, help, value) in families {
+    for (name, kind, help, value) in usage_families() {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (d, usage) in &stats {
             let _ = writeln!(out, "{name}{{name=\"{}\",runnable=\"{}\"}} {}", d.container, d.name, value(usage));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_write_request_is_the_protobuf_the_protocol_names() {
+        let got = super::write_request(&[([("__name__", "m"), ("a", "b")], 1.0)], 300);
+        let mut want = vec![0x0a, 37, 0x0a, 13, 0x0a, 8];
+        want.extend_from_slice(b"__name__");
+        want.extend_from_slice(&[0x12, 1, b'm', 0x0a, 6, 0x0a, 1, b'a', 0x12, 1, b'b', 0x12, 12, 0x09]);
+        want.extend_from_slice(&1.0f64.to_le_bytes());
+        want.extend_from_slice(&[0x10, 0xac, 0x02]);
+        assert_eq!(got, want);
+    }
 }

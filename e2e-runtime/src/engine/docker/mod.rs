@@ -15,6 +15,7 @@ mod containers;
 mod events;
 mod exec;
 mod images;
+mod inside;
 mod networks;
 mod resolve;
 mod volumes;
@@ -26,6 +27,9 @@ pub(crate) struct Docker {
     address: String,
     /// Containers' own addresses are reachable from this process (a local engine on Linux).
     local: bool,
+    /// A path of this process is the same path on the engine's host (a local engine, and this
+    /// process not in a container).
+    files: bool,
     /// The address by which this process reaches the engine's host, where ports are published.
     host: String,
 }
@@ -83,9 +87,20 @@ impl Docker {
             .await
             .map_err(|_| timed_out())?
             .map_err(unavailable)?;
-        let local = cfg!(target_os = "linux") && scheme == "unix";
-        let host = if scheme == "unix" { "127.0.0.1".to_string() } else { host_address(rest).await? };
-        Ok(Docker { api, address: c.address.clone(), local, host })
+        let linux = cfg!(target_os = "linux");
+        let loopback = || "127.0.0.1".to_string();
+        let (local, files, host) = match scheme {
+            // In one of the engine's own containers (docker outside of docker), its paths and
+            // usually its network are not the host's.
+            "unix" if linux => match inside::detect(&api).await {
+                None => (true, true, loopback()),
+                Some(inside::Inside::HostNetwork) => (true, false, loopback()),
+                Some(inside::Inside::Gateway(gateway)) => (false, false, gateway),
+            },
+            "unix" => (false, false, loopback()),
+            _ => (false, false, host_address(rest).await?),
+        };
+        Ok(Docker { api, address: c.address.clone(), local, files, host })
     }
 }
 
@@ -180,6 +195,9 @@ impl Engine for Docker {
     }
     fn containers_reachable(&self) -> bool {
         self.local
+    }
+    fn shares_host_files(&self) -> bool {
+        self.files
     }
     fn host_address(&self) -> &str {
         &self.host
