@@ -52,6 +52,18 @@ async fn probes_endpoints_exec_and_logs_work_where_the_engine_is() -> e2e::Resul
     if let Ok(host) = std::env::var("E2E_TEST_EXPECT_HOST") {
         assert!(endpoint.starts_with(&format!("{host}:")), "the endpoint {endpoint} is not on {host}");
     }
+    // Over SSH the engine publishes on its host's loopback, reached through forwarded ports.
+    let over_ssh = std::env::var("DOCKER_HOST").is_ok_and(|h| h.starts_with("ssh://"));
+    if over_ssh && std::env::var_os("E2E_HOST_ADDRESS").is_none() {
+        assert!(endpoint.starts_with("127.0.0.1:"), "{endpoint} is not a forwarded local port");
+        let bound = docker(&[
+            "inspect",
+            "-f",
+            "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostIp}}",
+            http.container_name(),
+        ]);
+        assert_eq!(bound, "127.0.0.1", "published on the engine host's loopback only");
+    }
     let body = get(&endpoint).map_err(|e| Error::Query { query: endpoint.clone(), detail: e.to_string() })?;
     assert!(body.contains("hello-e2e"), "the test reaches the host endpoint {endpoint}: {body}");
     let out = cmd.exec(["sh", "-c", "echo out; echo err >&2; exit 3"]).await?;

@@ -40,7 +40,12 @@ async fn tcp_probe_is_not_fooled_by_the_published_port() -> e2e::Result<()> {
     let t = Instant::now();
     svc.start_and_wait_ready().await?;
     assert!(t.elapsed() >= Duration::from_millis(1400), "ready after {:?}", t.elapsed());
-    assert!(svc.logs_tail(10).iter().any(|l| l.starts_with("listening on")), "{:?}", svc.logs_tail(10));
+    // The service said it listens (its output reaches the test a little after it is written).
+    let said = Instant::now();
+    while !svc.logs_tail(10).iter().any(|l| l.starts_with("listening on")) {
+        assert!(said.elapsed() < Duration::from_secs(5), "{:?}", svc.logs_tail(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     env.close().await?;
     assert_clean("fx_tcp");
     Ok(())

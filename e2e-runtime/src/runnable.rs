@@ -669,7 +669,14 @@ impl Runnable {
         let st = engine.inspect_container(&id).await.map_err(inner.failed("inspecting"))?;
         let ip = st.addresses.get(&env.inner.network.name).cloned();
         let host_ports = if self.engine_publishes() {
-            inner.ports.iter().filter_map(|(name, port)| Some((name.clone(), *st.host_ports.get(port)?))).collect()
+            let mut reached = HashMap::new();
+            for (name, port) in &inner.ports {
+                if let Some(published) = st.host_ports.get(port) {
+                    let local = engine.reach_published(*published).await.map_err(inner.failed("reaching a port of"))?;
+                    reached.insert(name.clone(), local);
+                }
+            }
+            reached
         } else {
             self.relay_ports(&mut tasks, ip.as_deref()).await?
         };

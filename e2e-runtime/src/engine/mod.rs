@@ -62,6 +62,11 @@ pub(crate) trait Engine: Send + Sync + fmt::Debug {
     fn shares_host_files(&self) -> bool {
         self.containers_reachable()
     }
+    /// The port of [`Engine::host_address`] by which this process reaches `port`, a port the
+    /// engine published: the same port, or a local one forwarded to it (an engine over SSH).
+    async fn reach_published(&self, port: u16) -> EngineResult<u16> {
+        Ok(port)
+    }
     /// Whether its connections live on the tokio runtime it was made on, so that work on
     /// another runtime (cleanup's) needs a client of its own.
     fn bound_to_runtime(&self) -> bool {

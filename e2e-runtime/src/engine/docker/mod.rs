@@ -18,6 +18,7 @@ mod images;
 mod inside;
 mod networks;
 mod resolve;
+mod ssh;
 mod volumes;
 
 /// A connected Docker engine. Its connections live on the tokio runtime it was connected on.
@@ -32,6 +33,8 @@ pub(crate) struct Docker {
     files: bool,
     /// The address by which this process reaches the engine's host, where ports are published.
     host: String,
+    /// Over SSH, local ports forwarded to the ports published on the engine host's loopback.
+    forwarder: Option<std::sync::Arc<ssh::Forwarder>>,
 }
 
 /// How long an engine call may take (bollard's own default).
@@ -98,9 +101,14 @@ impl Docker {
                 Some(inside::Inside::Gateway(gateway)) => (false, false, gateway),
             },
             "unix" => (false, false, loopback()),
+            // Over SSH the ports are published on the host's loopback and forwarded, unless
+            // the user names an address of the host to reach them at directly.
+            "ssh" if crate::settings::get().host_address.is_none() => (false, false, loopback()),
             _ => (false, false, host_address(rest).await?),
         };
-        Ok(Docker { api, address: c.address.clone(), local, files, host })
+        let forwarder =
+            (scheme == "ssh" && host == loopback()).then(|| std::sync::Arc::new(ssh::Forwarder::new(&c.address)));
+        Ok(Docker { api, address: c.address.clone(), local, files, host, forwarder })
     }
 }
 
@@ -198,6 +206,12 @@ impl Engine for Docker {
     }
     fn shares_host_files(&self) -> bool {
         self.files
+    }
+    async fn reach_published(&self, port: u16) -> EngineResult<u16> {
+        match &self.forwarder {
+            Some(f) => f.forward(port).await,
+            None => Ok(port),
+        }
     }
     fn host_address(&self) -> &str {
         &self.host
