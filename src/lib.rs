@@ -30,8 +30,8 @@ pub use e2e_runtime::{
     less_amongst_two, less_or_equal, metrics, Comparator, Composite, Exposition, Matcher, MetricsOptions,
 };
 pub use e2e_runtime::{
-    catalog, image, monitoring, start_and_wait_ready, EngineError, EngineErrorKind, Env, Error, ExecOutput,
-    FutureRunnable, Metrics, Probe, Result, Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL,
+    catalog, image, monitoring, start_and_wait_ready, Declarations, EngineError, EngineErrorKind, Env, Error,
+    ExecOutput, FutureRunnable, Metrics, Probe, Result, Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL,
     MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL,
 };
 
@@ -48,5 +48,5 @@ pub use e2e_macros::workload;
 pub mod __private {
     pub use e2e_runtime::__linkme as linkme;
     pub use e2e_runtime::catalog::CATALOG;
-    pub use e2e_runtime::testing::{run_test, start_workloads, TestReturn, TestSpec};
+    pub use e2e_runtime::testing::{run_test, start_workloads, TestReturn, TestSpec, TESTS};
 }

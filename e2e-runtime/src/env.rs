@@ -90,6 +90,8 @@ pub(crate) struct EnvInner {
     /// Instrumented runnables running now: listeners (monitoring) subscribe to it.
     instrumented: Arc<watch::Sender<InstrumentedSet>>,
     pub exits: Arc<Exits>,
+    /// For a shared env (`#[e2e::test(..., shared)]`), its runnables by declaration.
+    pub sharing: Option<Arc<crate::shared::Runnables>>,
 }
 
 /// Container name → exit code of its last death (None while it runs), fed by engine events;
@@ -132,15 +134,31 @@ impl Env {
     /// Creates the env `name` on the Docker engine that `DOCKER_HOST` names (the local socket
     /// by default). Waits while another live run holds the same env name.
     pub async fn docker(name: &str) -> Result<Env> {
+        Env::docker_as(name, false).await
+    }
+
+    /// The env of the tests that share it (see [`crate::shared`]): a runnable declared again
+    /// the same way is the one declared first, and its containers' output is not printed as it
+    /// comes (it belongs to no one test; failure reports show its last lines).
+    pub(crate) async fn docker_shared(name: &str) -> Result<Env> {
+        Env::docker_as(name, true).await
+    }
+
+    async fn docker_as(name: &str, shared: bool) -> Result<Env> {
         validate_env_name(name)?;
         crate::settings::get().check()?;
         let engine = crate::engine::connect().await?;
         crate::cleanup::install();
-        Env::on(engine, name).await
+        Env::on_as(engine, name, shared).await
     }
 
     /// Creates the env `name` on `engine`.
+    #[cfg(test)]
     pub(crate) async fn on(engine: Arc<dyn Engine>, name: &str) -> Result<Env> {
+        Env::on_as(engine, name, false).await
+    }
+
+    pub(crate) async fn on_as(engine: Arc<dyn Engine>, name: &str, sharing: bool) -> Result<Env> {
         validate_env_name(name)?;
         let lock = crate::paths::lock_env_name(name).await?;
         crate::cleanup::removal::sweep_dead(&*engine, name).await?;
@@ -168,7 +186,7 @@ impl Env {
             .timeout(Duration::from_secs(2))
             .build()
             .expect("a TLS backend is compiled in");
-        let quiet = crate::settings::get().quiet;
+        let quiet = crate::settings::get().quiet || sharing;
         Ok(Env {
             inner: Arc::new(EnvInner {
                 name: name.to_string(),
@@ -183,6 +201,7 @@ impl Env {
                 declared: Mutex::default(),
                 instrumented,
                 exits,
+                sharing: sharing.then(Arc::default),
             }),
         })
     }
@@ -224,14 +243,19 @@ impl Env {
 
     /// Claims a runnable name; the error says why it cannot be used.
     pub(crate) fn claim(&self, name: &str) -> Result<()> {
-        if self.is_closed() {
-            return Err(Error::EnvClosed { env: self.inner.name.clone(), runnable: name.to_string() });
-        }
-        validate_name("runnable", name, 48)?;
+        self.check_claimable(name)?;
         if !self.inner.declared.lock().unwrap().0.insert(name.to_string()) {
             return Err(Error::DuplicateRunnable { env: self.inner.name.clone(), name: name.to_string() });
         }
         Ok(())
+    }
+
+    /// Whether a runnable could be declared under `name`: the env is open and the name valid.
+    pub(crate) fn check_claimable(&self, name: &str) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::EnvClosed { env: self.inner.name.clone(), runnable: name.to_string() });
+        }
+        validate_name("runnable", name, 48)
     }
 
     /// Whether the env's shared directory is a bind mount of [`Env::shared_dir`] (a local

@@ -4,6 +4,19 @@ use std::time::Duration;
 
 pub use crate::engine::{EngineError, EngineErrorKind};
 
+/// Two declarations of one runnable of a shared env: the first test's, and another's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declarations {
+    /// The test that declared it first.
+    pub first_test: String,
+    /// Its definition there (ports and start options).
+    pub first: String,
+    /// The test declaring it again.
+    pub test: String,
+    /// Its definition there.
+    pub this: String,
+}
+
 /// Result of the runtime's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -98,6 +111,21 @@ pub enum Error {
         env: String,
         /// The name used twice.
         name: String,
+    },
+    /// A runnable of a shared env declared differently by two tests.
+    #[error(
+        "runnable {runnable:?} of shared env {env:?} is declared differently by two tests:\n  \
+         {} declares {}\n  {} declares {}\n  \
+         tests of a shared env share a workload by its parameter name: name one of them otherwise",
+        .declarations.first_test, .declarations.first, .declarations.test, .declarations.this
+    )]
+    SharedMismatch {
+        /// The shared env.
+        env: String,
+        /// The runnable's name (the workload parameter's).
+        runnable: String,
+        /// The two declarations.
+        declarations: Box<Declarations>,
     },
     /// Start on a runnable that is already started.
     #[error("runnable {runnable:?} is already started")]
@@ -357,6 +385,11 @@ impl Error {
             }
             Error::DuplicateRunnable { env, name } => Error::DuplicateRunnable { env: env.clone(), name: name.clone() },
             Error::EnvClosed { env, runnable } => Error::EnvClosed { env: env.clone(), runnable: runnable.clone() },
+            Error::SharedMismatch { env, runnable, declarations } => Error::SharedMismatch {
+                env: env.clone(),
+                runnable: runnable.clone(),
+                declarations: declarations.clone(),
+            },
             other => Error::InvalidName { what: "runnable", name: String::new(), reason: other.to_string() },
         }
     }

@@ -25,6 +25,7 @@ mod paths;
 mod probe;
 mod runnable;
 mod settings;
+mod shared;
 pub mod standalone;
 #[doc(hidden)]
 pub mod testing;
@@ -34,7 +35,7 @@ pub use linkme as __linkme;
 
 pub use catalog::Workload;
 pub use env::Env;
-pub use error::{EngineError, EngineErrorKind, Error, Result};
+pub use error::{Declarations, EngineError, EngineErrorKind, Error, Result};
 pub use metrics::{
     between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less,
     less_amongst_two, less_or_equal, Comparator, Composite, Exposition, Matcher, MetricsOptions,

@@ -237,7 +237,12 @@ impl Env {
     /// `<env>-<name>` and `<name>` inside the env network). Problems with the
     /// name, or a closed env, are reported by every later call on it.
     pub fn runnable(&self, name: &str) -> RunnableBuilder {
-        let problem = self.claim(name).err();
+        // In a shared env the name is claimed when the runnable is first declared: a test
+        // declaring it again gets the same runnable.
+        let problem = match self.inner.sharing {
+            Some(_) => self.check_claimable(name).err(),
+            None => self.claim(name).err(),
+        };
         RunnableBuilder::new(self.clone(), name, problem)
     }
 }
@@ -297,7 +302,35 @@ impl RunnableBuilder {
 
     /// Configures the runnable.
     pub fn init(self, options: StartOptions) -> Runnable {
-        self.future().init(options)
+        match self.env.inner.sharing.clone() {
+            Some(sharing) if self.problem.is_none() => sharing.declare(self, options),
+            _ => self.future().init(options),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn env(&self) -> &Env {
+        &self.env
+    }
+
+    pub(crate) fn ports(&self) -> &[(String, u16)] {
+        &self.ports
+    }
+
+    /// The builder, its runnable failing every call with `problem`.
+    pub(crate) fn with_problem(mut self, problem: Error) -> Self {
+        self.problem = Some(problem);
+        self
+    }
+
+    /// The builder with its name claimed in the env (as [`Env::runnable`] does outside shared
+    /// envs).
+    pub(crate) fn claimed(mut self) -> Self {
+        self.problem = self.env.claim(&self.name).err();
+        self
     }
 }
 
@@ -509,6 +542,16 @@ impl Runnable {
     /// The runnable's name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// Whether `other` is this runnable (a clone of it), not another with the same name.
+    pub(crate) fn is(&self, other: &Runnable) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The declarations of its env, if the env is shared.
+    pub(crate) fn sharing(&self) -> Option<&crate::shared::Runnables> {
+        self.inner.env.inner.sharing.as_deref()
     }
 
     /// Its container's name, `<env>-<name>-<run tag>`: unique to this run, so two runs sharing

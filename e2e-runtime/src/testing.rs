@@ -22,6 +22,27 @@ pub struct TestSpec {
     pub test: &'static str,
     /// The time allowed to the body (workload start included; waiting for the env name is not).
     pub timeout: Option<Duration>,
+    /// Whether the env is shared by the binary's tests that name it (`shared`).
+    pub shared: bool,
+}
+
+/// Every `#[e2e::test]` of the binary, so that a test can tell whether another one names its
+/// env differently (shared there, not here).
+#[linkme::distributed_slice]
+pub static TESTS: [TestSpec];
+
+/// The error of a test whose env another test of the binary names shared where it does not (or
+/// the other way round): they would mix.
+fn sharing_conflict(spec: &TestSpec) -> Option<String> {
+    let other = TESTS.iter().find(|t| t.env == spec.env && t.shared != spec.shared)?;
+    let (shared, alone) = if spec.shared { (spec, other) } else { (other, spec) };
+    Some(format!(
+        "env {:?} is shared by {} but not by {}: a shared env is one env for all the tests that name it, \
+         so every test of that env says `shared`, or none does",
+        spec.env,
+        shared.name(),
+        alone.name()
+    ))
 }
 
 impl TestSpec {
@@ -59,8 +80,12 @@ impl<T, E: Debug> TestReturn for Result<T, E> {
     }
 }
 
-/// Starts the test's workloads in parallel and waits until all are ready.
+/// Starts the test's workloads in parallel and waits until all are ready. In a shared env each
+/// is started once, by the first test that needs it; the others wait for it to be ready.
 pub async fn start_workloads(runnables: &[&Runnable]) -> Result<(), String> {
+    if let Some(sharing) = runnables.first().and_then(|r| r.sharing()) {
+        return sharing.start(runnables).await;
+    }
     crate::runnable::start_and_wait_ready(runnables.iter().copied()).await.map_err(|e| format!("{e:?}"))
 }
 
@@ -88,11 +113,22 @@ pub fn run_test(spec: TestSpec, body: impl FnOnce(Env) -> TestBody) {
         .build()
         .expect("a tokio runtime can be built");
     let outcome = rt.block_on(async move {
-        let env = match Env::docker(spec.env).await {
-            Ok(env) => env,
-            Err(e) => return Outcome::Failed(format!("creating env {:?}: {e:?}", spec.env)),
+        if let Some(conflict) = sharing_conflict(&spec) {
+            return Outcome::Failed(conflict);
+        }
+        let env = if spec.shared {
+            match crate::shared::env(spec.env).await {
+                Ok(env) => env,
+                Err(e) => return Outcome::Failed(e),
+            }
+        } else {
+            match Env::docker(spec.env).await {
+                Ok(env) => env,
+                Err(e) => return Outcome::Failed(format!("creating env {:?}: {e:?}", spec.env)),
+            }
         };
-        let run = AssertUnwindSafe(body(env.clone())).catch_unwind();
+        // The test's name, for messages about shared declarations.
+        let run = crate::shared::TEST.scope(spec.name(), AssertUnwindSafe(body(env.clone())).catch_unwind());
         let outcome = match spec.timeout {
             Some(t) => match tokio::time::timeout(t, run).await {
                 Ok(r) => r,
@@ -145,6 +181,13 @@ async fn finish(spec: &TestSpec, env: &Env, outcome: Outcome) -> Outcome {
         }
         println!("{report}");
     }
+    if spec.shared {
+        // Closed (or kept, after a failure, as E2E_KEEP says) when the process exits.
+        if failed {
+            crate::shared::failed(spec.env);
+        }
+        return outcome;
+    }
     let keep = crate::settings::get().keep;
     if keep == Keep::Always || (keep == Keep::OnFailure && failed) {
         println!("e2e: {}", env.keep());
@@ -174,7 +217,7 @@ mod tests {
 
     #[test]
     fn tests_are_named_as_libtest_names_them() {
-        let spec = |test| TestSpec { env: "e2e_example", test, timeout: None };
+        let spec = |test| TestSpec { env: "e2e_example", test, timeout: None, shared: false };
         assert_eq!(spec("unit_test_use::global_view").name(), "global_view::e2e_example");
         assert_eq!(spec("my_crate::a::b::t").name(), "a::b::t::e2e_example");
         assert_eq!(spec("my_crate::a::b::t").krate(), "my_crate");

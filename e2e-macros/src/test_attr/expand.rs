@@ -32,6 +32,7 @@ fn expand_test(test: TestFn) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
+    let shared = config.shared;
     // Mixed-site: a user parameter named `env` can't shadow the env the workloads join.
     let env = Ident::new("env", Span::mixed_site());
 
@@ -96,17 +97,20 @@ fn expand_test(test: TestFn) -> TokenStream {
                 })
             }
 
+            // Listed for the binary's other tests of the same env (shared or not must agree).
+            #[::e2e::__private::linkme::distributed_slice(::e2e::__private::TESTS)]
+            #[linkme(crate = ::e2e::__private::linkme)]
+            static __E2E_SPEC: ::e2e::__private::TestSpec = ::e2e::__private::TestSpec {
+                env: #env_name,
+                test: ::core::module_path!(),
+                timeout: #timeout,
+                shared: #shared,
+            };
+
             #[::core::prelude::v1::test]
             #(#test_attrs)*
             fn #test_name() {
-                ::e2e::__private::run_test(
-                    ::e2e::__private::TestSpec {
-                        env: #env_name,
-                        test: ::core::module_path!(),
-                        timeout: #timeout,
-                    },
-                    __e2e_body,
-                )
+                ::e2e::__private::run_test(__E2E_SPEC, __e2e_body)
             }
         }
     }
@@ -160,17 +164,19 @@ mod tests {
                     })
                 }
 
+                #[::e2e::__private::linkme::distributed_slice(::e2e::__private::TESTS)]
+                #[linkme(crate = ::e2e::__private::linkme)]
+                static __E2E_SPEC: ::e2e::__private::TestSpec = ::e2e::__private::TestSpec {
+                    env: "e2e_example",
+                    test: ::core::module_path!(),
+                    timeout: ::core::option::Option::Some(::core::time::Duration::from_millis(120000u64)),
+                    shared: false,
+                };
+
                 #[::core::prelude::v1::test]
                 #[ignore]
                 fn e2e_example() {
-                    ::e2e::__private::run_test(
-                        ::e2e::__private::TestSpec {
-                            env: "e2e_example",
-                            test: ::core::module_path!(),
-                            timeout: ::core::option::Option::Some(::core::time::Duration::from_millis(120000u64)),
-                        },
-                        __e2e_body,
-                    )
+                    ::e2e::__private::run_test(__E2E_SPEC, __e2e_body)
                 }
             }
         });

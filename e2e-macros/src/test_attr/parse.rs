@@ -18,6 +18,8 @@ pub(crate) struct Config {
     /// The env name, already checked.
     pub env: LitStr,
     pub timeout: Option<Duration>,
+    /// `shared`: one env for every test of the binary that names it.
+    pub shared: bool,
 }
 
 /// A parameter of the test function.
@@ -52,7 +54,8 @@ pub(crate) enum Parsed {
     },
 }
 
-const ARGS: &[(&str, &str)] = &[("env", "env = \"e2e_example\""), ("timeout", "timeout = \"120s\"")];
+const ARGS: &[(&str, &str)] =
+    &[("env", "env = \"e2e_example\""), ("timeout", "timeout = \"120s\""), ("shared", "shared")];
 
 const UNSUPPORTED_TYPE: &str =
     "unsupported parameter type: #[e2e::test] takes `&e2e::Env` and workload types declared with `e2e::workload!`";
@@ -83,7 +86,7 @@ fn parse_config(args: TokenStream, errors: &mut Errors) -> Option<Config> {
     let mut seen = HashSet::new();
     // An argument without a key may have been meant as the env: no "missing env" then.
     let mut keyless = false;
-    let (mut env, mut timeout) = (None, None);
+    let (mut env, mut timeout, mut shared) = (None, None, false);
     let parser = |input: ParseStream| {
         parse_recovering(input, errors, |input, _| {
             let key = input.call(Ident::parse_any).map_err(|e| {
@@ -98,6 +101,19 @@ fn parse_config(args: TokenStream, errors: &mut Errors) -> Option<Config> {
                 ));
             };
             let first = seen.insert(name.clone());
+            if name == "shared" {
+                if !first {
+                    return Err(syn::Error::new(key.span(), "duplicate argument `shared`"));
+                }
+                if input.peek(Token![=]) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`shared` takes no value: `#[e2e::test(env = \"pg\", shared)]`",
+                    ));
+                }
+                shared = true;
+                return Ok(());
+            }
             if !input.peek(Token![=]) {
                 return Err(syn::Error::new(key.span(), format!("expected `{example}`")));
             }
@@ -132,7 +148,7 @@ fn parse_config(args: TokenStream, errors: &mut Errors) -> Option<Config> {
             "#[e2e::test] needs an env name: `#[e2e::test(env = \"name\")]`; tests of one env never run at the same time",
         );
     }
-    Some(Config { env: env?, timeout })
+    Some(Config { env: env?, timeout, shared })
 }
 
 /// Why `name` can't be an env name, if it can't: the rule `Env::docker` applies too.
@@ -348,7 +364,7 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown argument `nme`; known arguments: `env`, `timeout`",
+                "unknown argument `nme`; known arguments: `env`, `timeout`, `shared`",
                 "duplicate argument `env`",
                 "`timeout` takes a string literal: `timeout = \"120s\"`",
                 "expected `timeout = \"120s\"`",
@@ -378,6 +394,19 @@ mod tests {
         for name in e2e_names::cases::GOOD {
             assert_eq!(errors_of(quote!(env = #name), item()), Vec::<String>::new(), "{name:?}");
         }
+    }
+
+    #[test]
+    fn shared_is_a_flag() {
+        let Parsed::Test(t) = parse(quote!(env = "pg", shared, timeout = "5s"), item()) else { panic!("valid") };
+        assert!(t.config.shared);
+        let Parsed::Test(t) = parse(quote!(env = "pg"), item()) else { panic!("valid") };
+        assert!(!t.config.shared);
+        assert_eq!(
+            errors_of(quote!(env = "pg", shared = "yes"), item()),
+            ["`shared` takes no value: `#[e2e::test(env = \"pg\", shared)]`"]
+        );
+        assert_eq!(errors_of(quote!(env = "pg", shared, shared), item()), ["duplicate argument `shared`"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub(crate) fn install() {
 }
 
 extern "C" fn at_exit() {
+    crate::shared::close_all();
     crate::cleanup::reaper::wait_at_exit();
     if !crate::cleanup::netpool::has_idle() {
         return;

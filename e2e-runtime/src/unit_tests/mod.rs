@@ -13,6 +13,7 @@ mod files;
 mod monitoring;
 mod readiness;
 mod runnable;
+mod shared;
 
 /// An image every fake env can run.
 const IMAGE: &str = "fake/service:1";

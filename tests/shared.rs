@@ -1,0 +1,210 @@
+//! Shared envs (`#[e2e::test(env = "...", shared)]`): one env and one started workload for every
+//! test of the binary that names it, concurrent tests on it, a failing test's report, the
+//! errors of mixed declarations, and teardown at exit and after SIGTERM and SIGKILL.
+//!
+//! The children are `#[ignore]`d tests of this binary, run in a process of their own by the
+//! tests below, which look at the engine from outside.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::Env;
+
+e2e::workload! {
+    /// A sleeper, shared.
+    pub Box1 {
+        image: "busybox:1.35",
+        command: ["sleep", "3600"],
+    }
+
+    /// Another definition, under the same parameter name in a mismatching test.
+    pub Box2 {
+        image: "busybox:1.35",
+        command: ["sleep", "7200"],
+    }
+}
+
+/// How many tests of `sh_one` there are: each waits for all the others inside the one container.
+const SHARERS: usize = 5;
+
+async fn meet(env: &Env, b: &Box1, me: usize) -> e2e::Result<()> {
+    assert_eq!(env.name(), "sh_one");
+    b.exec(["touch", &format!("/tmp/here-{me}")]).await?;
+    // Every test of the env is in this container at once, or none gets past here.
+    let t = Instant::now();
+    loop {
+        let n = b.exec(["sh", "-c", "ls /tmp | grep -c '^here-'"]).await?.stdout.trim().parse::<usize>().unwrap_or(0);
+        if n == SHARERS {
+            return Ok(());
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "only {n} of {SHARERS} tests met in the shared container");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[e2e::test(env = "sh_one", shared)]
+#[ignore]
+async fn share_0(env: &Env, b: Box1) -> e2e::Result<()> {
+    meet(env, &b, 0).await
+}
+#[e2e::test(env = "sh_one", shared)]
+#[ignore]
+async fn share_1(env: &Env, b: Box1) -> e2e::Result<()> {
+    meet(env, &b, 1).await
+}
+#[e2e::test(env = "sh_one", shared)]
+#[ignore]
+async fn share_2(env: &Env, b: Box1) -> e2e::Result<()> {
+    meet(env, &b, 2).await
+}
+#[e2e::test(env = "sh_one", shared)]
+#[ignore]
+async fn share_3(env: &Env, b: Box1) -> e2e::Result<()> {
+    meet(env, &b, 3).await
+}
+#[e2e::test(env = "sh_one", shared)]
+#[ignore]
+async fn share_4(env: &Env, b: Box1) -> e2e::Result<()> {
+    meet(env, &b, 4).await
+}
+
+/// Fails once the others have met: its report shows the shared env.
+#[e2e::test(env = "sh_one", shared)]
+#[ignore]
+async fn share_fails(b: Box1) -> e2e::Result<()> {
+    let t = Instant::now();
+    while b.exec(["sh", "-c", "ls /tmp | grep -c '^here-'"]).await?.stdout.trim() != SHARERS.to_string() {
+        assert!(t.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(e2e::Error::Query { query: "the shared test".into(), detail: "fails on purpose".into() })
+}
+
+#[e2e::test(env = "sh_mismatch", shared)]
+#[ignore]
+async fn mismatch_a(_b: Box1) {}
+
+#[e2e::test(env = "sh_mismatch", shared)]
+#[ignore]
+async fn mismatch_b(_b: Box2) {}
+
+#[e2e::test(env = "sh_mixed", shared)]
+#[ignore]
+async fn mixed_shared(_b: Box1) {}
+
+#[e2e::test(env = "sh_mixed")]
+#[ignore]
+async fn mixed_alone(_b: Box1) {}
+
+/// Holds the shared env until it is ended.
+#[e2e::test(env = "sh_held", shared)]
+#[ignore]
+async fn held(_b: Box1) {
+    println!("E2E_SHARED_READY");
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+}
+
+/// Runs this binary's ignored tests that `filter` selects, in a process of its own.
+fn children(filter: &str, threads: usize) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--ignored", filter, "--nocapture", &format!("--test-threads={threads}")])
+        .env("E2E_QUIET", "1")
+        .env_remove("E2E_KEEP")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The containers of env `env` that the engine started since `since` (RFC 3339), by its events.
+fn starts_since(env: &str, since: &str) -> usize {
+    let until = common::docker(&["system", "info", "-f", "{{.SystemTime}}"]);
+    let events = common::docker(&[
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        &format!("label=dev.e2e.env={env}"),
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=start",
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
+    events.lines().count()
+}
+
+#[test]
+fn the_tests_of_a_shared_env_share_one_container_at_once_and_it_goes_at_exit() {
+    let since = common::docker(&["system", "info", "-f", "{{.SystemTime}}"]);
+    let out = children("share_", SHARERS + 1).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let all = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("test result: FAILED. {SHARERS} passed; 1 failed")), "{all}");
+    // One container start for the six tests, counted by the engine.
+    assert_eq!(starts_since("sh_one", &since), 1, "{all}");
+    // The failing test's report shows the shared env's runnable and where its logs are.
+    assert!(stdout.contains("==== e2e: test share_fails::sh_one failed; env \"sh_one\": 1 runnable(s)"), "{all}");
+    assert!(stdout.lines().any(|l| l.starts_with("- b [sh_one-b-") && l.ends_with("]: running")), "{all}");
+    assert!(stdout.contains("full logs: "), "{all}");
+    assert!(all.contains("fails on purpose"), "{all}");
+    // Gone when the process exited, failed test or not.
+    common::assert_clean("sh_one");
+}
+
+#[test]
+fn a_shared_workload_declared_two_ways_is_an_error_naming_both() {
+    let out = children("mismatch_", 1).output().unwrap();
+    let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("test result: FAILED. 1 passed; 1 failed"), "{all}");
+    for part in [
+        "runnable \"b\" of shared env \"sh_mismatch\"",
+        "mismatch_a::sh_mismatch",
+        "mismatch_b::sh_mismatch",
+        "3600",
+        "7200",
+    ] {
+        assert!(all.contains(part), "missing {part:?}:\n{all}");
+    }
+    common::assert_clean("sh_mismatch");
+}
+
+#[test]
+fn a_shared_and_a_per_test_env_of_one_name_are_an_error() {
+    let out = children("mixed_", 1).output().unwrap();
+    let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("test result: FAILED. 0 passed; 2 failed"), "{all}");
+    assert!(
+        all.contains("env \"sh_mixed\" is shared by mixed_shared::sh_mixed but not by mixed_alone::sh_mixed"),
+        "{all}"
+    );
+    common::assert_clean("sh_mixed");
+}
+
+#[test]
+fn a_shared_env_goes_when_its_process_is_terminated_or_killed() {
+    use std::io::BufRead;
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let mut child = children("held", 1).spawn().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let ready = stdout.lines().map_while(Result::ok).any(|l| l.contains("E2E_SHARED_READY"));
+        assert!(ready, "the child never got its shared env up");
+        assert_eq!(common::docker(&["ps", "-q", "--filter", "label=dev.e2e.env=sh_held"]).lines().count(), 1);
+        // SAFETY: a plain kill(2) of the child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let pid = child.id();
+        assert!(!child.wait().unwrap().success());
+        let t = Instant::now();
+        while (!common::leftovers("sh_held").is_empty() || common::pooled_networks_of(pid) > 0)
+            && t.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        common::assert_clean("sh_held");
+        assert_eq!(common::pooled_networks_of(pid), 0, "signal {signal}: the pooled network is left");
+    }
+}
