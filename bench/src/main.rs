@@ -120,8 +120,9 @@ fn ms(d: Duration) -> f64 {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let all = ["p", "real", "crash", "ready", "close", "parse", "suite"];
-    // `remote` needs DOCKER_HOST naming a remote engine: asked for by name only.
-    let known = [&all[..], &["remote"]].concat();
+    // `remote` needs DOCKER_HOST naming a remote engine; `shared` runs three suites: asked for
+    // by name only.
+    let known = [&all[..], &["remote", "shared"]].concat();
     let wanted: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
         eprintln!("unknown scenario {bad:?}; the scenarios are {known:?}");
@@ -177,6 +178,7 @@ async fn main() {
                     "",
                 );
             }
+            "shared" => shared(&mut report, &repo).await,
             "remote" => {
                 if !floor.is_remote() {
                     eprintln!("the remote scenario needs DOCKER_HOST=tcp://<a remote engine>");
@@ -349,12 +351,19 @@ async fn suite(report: &mut Report, repo: &Path) {
 
 /// Builds the two suite test binaries (release) and returns their paths: testcontainers', e2e's.
 fn suite_binaries(bench: &Path) -> Result<[PathBuf; 2], String> {
+    let [tc, e2e] = test_binaries(bench, ["suite_tc", "suite_e2e"])?;
+    Ok([tc, e2e])
+}
+
+/// Builds the bench's test binaries `names` (release) and returns their paths, in order.
+fn test_binaries<const N: usize>(bench: &Path, names: [&str; N]) -> Result<[PathBuf; N], String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(bench)
-        .args(["test", "--release", "--no-run", "--message-format=json", "--test", "suite_tc", "--test", "suite_e2e"])
-        .output()
-        .map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(bench).args(["test", "--release", "--no-run", "--message-format=json"]);
+    for n in names {
+        cmd.args(["--test", n]);
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
@@ -366,7 +375,73 @@ fn suite_binaries(bench: &Path) -> Result<[PathBuf; 2], String> {
             .find_map(|m| m["executable"].as_str().map(PathBuf::from))
             .ok_or(format!("cargo named no executable for {name}"))
     };
-    Ok([find("suite_tc")?, find("suite_e2e")?])
+    let mut found = Vec::new();
+    for n in names {
+        found.push(find(n)?);
+    }
+    Ok(found.try_into().expect("one path per name"))
+}
+
+/// Containers the label selects, as `docker ps -aq` lists them.
+fn containers_labelled(label: &str) -> Vec<String> {
+    let out = Command::new("docker").args(["ps", "-aq", "--filter", &format!("label={label}")]).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// The suite's 20 tests three ways, one `cargo test` process each, alternately: a per-test
+/// env, one shared env, and testcontainers-rs with its containers in a `static`. After each
+/// run, the containers left on the engine are counted (testcontainers' statics are never
+/// dropped: its containers are counted, then removed).
+async fn shared(report: &mut Report, repo: &Path) {
+    let bench = repo.join("bench");
+    let binaries = match test_binaries(&bench, ["suite_e2e", "shared_e2e", "shared_tc"]) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("shared: building the test binaries failed: {e}");
+            return;
+        }
+    };
+    let names = ["e2e per-test", "e2e shared", "testcontainers static"];
+    let left = std::sync::Mutex::new([0usize; 3]);
+    let s = alternate("shared", &names, rounds(6), "s", |c, _| {
+        let bin = binaries[c].clone();
+        let bench = bench.clone();
+        let left = &left;
+        async move {
+            let t = Instant::now();
+            let out = tokio::process::Command::new(&bin)
+                .current_dir(&bench)
+                .env("E2E_QUIET", "1")
+                .output()
+                .await
+                .map_err(|e| format!("running {}: {e}", bin.display()))?;
+            let took = t.elapsed();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success() || !stdout.contains("20 passed") {
+                return Err(format!("{} failed:\n{stdout}\n{}", bin.display(), String::from_utf8_lossy(&out.stderr)));
+            }
+            let label = if c == 2 { "org.testcontainers.managed-by=testcontainers" } else { "dev.e2e.managed" };
+            let ids = containers_labelled(label);
+            left.lock().unwrap()[c] += ids.len();
+            if !ids.is_empty() {
+                let mut rm = vec!["rm".to_string(), "-f".to_string()];
+                rm.extend(ids);
+                let _ = Command::new("docker").args(&rm).output();
+            }
+            Ok(took.as_secs_f64())
+        }
+    })
+    .await;
+    summary(report, "suite of 20, shared env", &names, &s, "s", 0, "shared <= 0.15x per-test");
+    let left = left.lock().unwrap();
+    report.row(format!(
+        "{:<28} | e2e per-test {} | e2e shared {} | testcontainers static {} (over {} runs each)",
+        "containers left after runs",
+        left[0],
+        left[1],
+        left[2],
+        s.values.iter().map(Vec::len).max().unwrap_or(0)
+    ));
 }
 
 /// The fixture service's image, built from the workspace's binary (skipped when unchanged).
