@@ -98,6 +98,22 @@ async fn mixed_shared(_b: Box1) {}
 #[ignore]
 async fn mixed_alone(_b: Box1) {}
 
+#[e2e::test(env = "sh_ends", shared)]
+#[ignore]
+async fn ends_ok(_b: Box1) {}
+
+#[e2e::test(env = "sh_ends", shared)]
+#[ignore]
+async fn ends_panic(_b: Box1) {
+    panic!("the shared body panicked");
+}
+
+#[e2e::test(env = "sh_ends", shared, timeout = "2s")]
+#[ignore]
+async fn ends_timeout(_b: Box1) {
+    tokio::time::sleep(Duration::from_secs(30)).await;
+}
+
 /// Holds the shared env until it is ended.
 #[e2e::test(env = "sh_held", shared)]
 #[ignore]
@@ -186,9 +202,21 @@ fn a_shared_and_a_per_test_env_of_one_name_are_an_error() {
 }
 
 #[test]
-fn a_shared_env_goes_when_its_process_is_terminated_or_killed() {
+fn a_shared_env_goes_at_exit_after_a_pass_a_panic_and_a_timeout() {
+    let since = common::docker(&["system", "info", "-f", "{{.SystemTime}}"]);
+    let out = children("ends_", 3).output().unwrap();
+    let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("test result: FAILED. 1 passed; 2 failed"), "{all}");
+    assert!(all.contains("the shared body panicked"), "{all}");
+    assert!(all.contains("test ends_timeout::sh_ends timed out after 2s"), "{all}");
+    assert_eq!(starts_since("sh_ends", &since), 1, "{all}");
+    common::assert_clean("sh_ends");
+}
+
+#[test]
+fn a_shared_env_goes_when_its_process_is_interrupted_terminated_or_killed() {
     use std::io::BufRead;
-    for signal in [libc::SIGTERM, libc::SIGKILL] {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGKILL] {
         let mut child = children("held", 1).spawn().unwrap();
         let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let ready = stdout.lines().map_while(Result::ok).any(|l| l.contains("E2E_SHARED_READY"));
