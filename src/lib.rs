@@ -49,4 +49,5 @@ pub mod __private {
     pub use e2e_runtime::__linkme as linkme;
     pub use e2e_runtime::catalog::CATALOG;
     pub use e2e_runtime::testing::{run_test, start_workloads, TestReturn, TestSpec, TESTS};
+    pub use e2e_runtime::{SharedDeclaration, SHARED_DECLARATIONS};
 }

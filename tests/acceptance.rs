@@ -227,6 +227,42 @@ fn nextest_processes_sharing_an_env_name_are_serialized() {
     assert_no_leftovers(&["acc_serial", "acc_par_a", "acc_par_b"]);
 }
 
+/// A shared env serves every process of a nextest run: ten tests in ten processes, one
+/// container start, nothing left once the last is done.
+#[test]
+fn nextest_processes_of_a_run_share_one_shared_env() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    outcomes_bin();
+    let since = common::docker(&["system", "info", "-f", "{{.SystemTime}}"]);
+    let out = cargo(&["nextest", "run", "--test", "shared", "--test-threads=10"]).output().expect("cargo-nextest runs");
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("10 tests run: 10 passed"), "{log}");
+    let until = common::docker(&["system", "info", "-f", "{{.SystemTime}}"]);
+    let starts = common::docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "label=dev.e2e.env=acc_shared",
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=start",
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(starts.lines().count(), 1, "one container start for ten processes: {starts}");
+    // The keeper removes the env once the last process's lease has ended, after its grace.
+    let t = Instant::now();
+    while !leftovers("acc_shared").is_empty() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_no_leftovers(&["acc_shared"]);
+}
+
 /// Interrupt a run mid-scenario; nothing it created may remain.
 fn interrupted_run_leaves_nothing(signal: i32, whole_group: bool) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -30,7 +30,7 @@ e2e::workload! {
 const SHARERS: usize = 5;
 
 async fn meet(env: &Env, b: &Box1, me: usize) -> e2e::Result<()> {
-    assert_eq!(env.name(), "sh_one");
+    assert!(["sh_one", "sh_across"].contains(&env.name()));
     b.exec(["touch", &format!("/tmp/here-{me}")]).await?;
     // Every test of the env is in this container at once, or none gets past here.
     let t = Instant::now();
@@ -68,6 +68,41 @@ async fn share_3(env: &Env, b: Box1) -> e2e::Result<()> {
 #[ignore]
 async fn share_4(env: &Env, b: Box1) -> e2e::Result<()> {
     meet(env, &b, 4).await
+}
+
+// The same five, across processes (each run alone in a process of its own, as nextest does).
+#[e2e::test(env = "sh_across", shared)]
+#[ignore]
+async fn across_0(env: &Env, b: Box1) -> e2e::Result<()> {
+    meet(env, &b, 0).await
+}
+#[e2e::test(env = "sh_across", shared)]
+#[ignore]
+async fn across_1(env: &Env, b: Box1) -> e2e::Result<()> {
+    meet(env, &b, 1).await
+}
+#[e2e::test(env = "sh_across", shared)]
+#[ignore]
+async fn across_2(env: &Env, b: Box1) -> e2e::Result<()> {
+    meet(env, &b, 2).await
+}
+#[e2e::test(env = "sh_across", shared)]
+#[ignore]
+async fn across_3(env: &Env, b: Box1) -> e2e::Result<()> {
+    meet(env, &b, 3).await
+}
+#[e2e::test(env = "sh_across", shared)]
+#[ignore]
+async fn across_4(env: &Env, b: Box1) -> e2e::Result<()> {
+    meet(env, &b, 4).await
+}
+
+/// Holds a lease on the shared env of its run until it is ended.
+#[e2e::test(env = "sh_held_across", shared)]
+#[ignore]
+async fn held_across(_b: Box1) {
+    println!("E2E_SHARED_READY");
+    tokio::time::sleep(Duration::from_secs(3600)).await;
 }
 
 /// Fails once the others have met: its report shows the shared env.
@@ -235,4 +270,72 @@ fn a_shared_env_goes_when_its_process_is_interrupted_terminated_or_killed() {
         common::assert_clean("sh_held");
         assert_eq!(common::pooled_networks_of(pid), 0, "signal {signal}: the pooled network is left");
     }
+}
+
+/// Runs test `name` of this binary alone in a process of its own, with the run's id, as
+/// cargo-nextest runs each test.
+fn as_nextest(run: &str, name: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--ignored", "--exact", name, "--nocapture"])
+        .env("NEXTEST_RUN_ID", run)
+        .env("E2E_QUIET", "1")
+        .env_remove("E2E_KEEP")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn a_run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("test-{}-{nanos}", std::process::id())
+}
+
+/// Waits (30 s at most) until env `env` has left nothing, and says so.
+fn wait_clean(env: &str) {
+    let t = Instant::now();
+    while !common::leftovers(env).is_empty() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    common::assert_clean(env);
+    // And nothing comes back: no keeper is left to start it again.
+    std::thread::sleep(Duration::from_secs(4));
+    common::assert_clean(env);
+}
+
+#[test]
+fn the_processes_of_a_run_share_one_env_which_goes_after_the_last() {
+    let run = a_run_id();
+    let since = common::docker(&["system", "info", "-f", "{{.SystemTime}}"]);
+    // Five processes at once, each its own test: they meet in one container, or time out.
+    let children: Vec<_> =
+        (0..SHARERS).map(|i| as_nextest(&run, &format!("across_{i}::sh_across")).spawn().unwrap()).collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && all.contains("test result: ok. 1 passed"), "{all}");
+    }
+    assert_eq!(starts_since("sh_across", &since), 1, "one container for the five processes");
+    // The keeper removes it once the last lease has ended, after its grace period.
+    wait_clean("sh_across");
+}
+
+#[test]
+fn a_shared_env_of_a_run_goes_when_every_process_holding_it_is_killed() {
+    use std::io::BufRead;
+    let run = a_run_id();
+    let mut children: Vec<_> =
+        (0..3).map(|_| as_nextest(&run, "held_across::sh_held_across").spawn().unwrap()).collect();
+    for child in &mut children {
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let ready = stdout.lines().map_while(Result::ok).any(|l| l.contains("E2E_SHARED_READY"));
+        assert!(ready, "a holder never got the shared env");
+    }
+    let running = common::docker(&["ps", "-q", "--filter", "label=dev.e2e.env=sh_held_across"]);
+    assert_eq!(running.lines().count(), 1, "one container for the three holders");
+    for child in &mut children {
+        // SAFETY: a plain kill(2) of the child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
+        let _ = child.wait();
+    }
+    wait_clean("sh_held_across");
 }

@@ -92,6 +92,10 @@ pub(crate) struct EnvInner {
     pub exits: Arc<Exits>,
     /// For a shared env (`#[e2e::test(..., shared)]`), its runnables by declaration.
     pub sharing: Option<Arc<crate::shared::Runnables>>,
+    /// The tag of the run whose names the env's resources carry (this one's, or a keeper's).
+    tag: String,
+    /// In an env attached to a keeper's: the keeper's containers, by runnable.
+    pub adopt: Option<HashMap<String, crate::keeper::Adopted>>,
 }
 
 /// Container name → exit code of its last death (None while it runs), fed by engine events;
@@ -202,8 +206,65 @@ impl Env {
                 instrumented,
                 exits,
                 sharing: sharing.then(Arc::default),
+                tag: owner::current().tag(),
+                adopt: None,
             }),
         })
+    }
+
+    /// The keeper's env `name` (see [`crate::keeper`]), attached to: its runnables are the
+    /// keeper's containers, and closing it leaves them to the keeper.
+    pub(crate) async fn attach(
+        name: &str,
+        keeper: &owner::Owner,
+        network: crate::cleanup::netpool::Network,
+        root: PathBuf,
+        adopt: HashMap<String, crate::keeper::Adopted>,
+    ) -> Result<Env> {
+        validate_env_name(name)?;
+        crate::settings::get().check()?;
+        let engine = crate::engine::connect().await?;
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("a TLS backend is compiled in");
+        Ok(Env {
+            inner: Arc::new(EnvInner {
+                name: name.to_string(),
+                engine,
+                network,
+                shared: root.join("shared"),
+                root,
+                http,
+                quiet: true,
+                // Kept: neither close nor drop removes anything; the keeper does.
+                life: Mutex::new(Life { state: Lifecycle::Kept, lock: None, events: None }),
+                close_gate: tokio::sync::Mutex::new(()),
+                declared: Mutex::default(),
+                instrumented: Arc::new(watch::Sender::new(InstrumentedSet::new())),
+                exits: Arc::new(Exits::default()),
+                sharing: None,
+                tag: keeper.tag(),
+                adopt: Some(adopt),
+            }),
+        })
+    }
+
+    /// The declarations of a shared env.
+    pub(crate) fn sharing(&self) -> Option<&crate::shared::Runnables> {
+        self.inner.sharing.as_deref()
+    }
+
+    /// The id of the env's network.
+    pub(crate) fn network_id(&self) -> &str {
+        &self.inner.network.id
+    }
+
+    /// The env's directory on this host.
+    pub(crate) fn root_dir(&self) -> &Path {
+        &self.inner.root
     }
 
     /// The env's name.
@@ -219,7 +280,7 @@ impl Env {
 
     /// The engine's name for a resource `what` of this env: `<env>-<what>-<run tag>`.
     pub(crate) fn engine_name(&self, what: &str) -> String {
-        format!("{}-{what}-{}", self.inner.name, crate::owner::current().tag())
+        format!("{}-{what}-{}", self.inner.name, self.inner.tag)
     }
 
     /// The shared directory on the host.

@@ -17,6 +17,7 @@ mod env;
 mod error;
 mod forward;
 pub mod image;
+mod keeper;
 mod logs;
 pub mod metrics;
 pub mod monitoring;
@@ -36,6 +37,7 @@ pub use linkme as __linkme;
 pub use catalog::Workload;
 pub use env::Env;
 pub use error::{Declarations, EngineError, EngineErrorKind, Error, Result};
+pub use keeper::{SharedDeclaration, SHARED_DECLARATIONS};
 pub use metrics::{
     between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less,
     less_amongst_two, less_or_equal, Comparator, Composite, Exposition, Matcher, MetricsOptions,

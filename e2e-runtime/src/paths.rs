@@ -52,10 +52,19 @@ pub(crate) fn make_open_dir(dir: &Path) -> Result<()> {
 
 /// Removes an env's directory, and its run's directory once that is empty.
 pub(crate) fn remove_env_dir(root: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(root) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("removing {}", root.display()), e)),
+    // A log follower may still write a container's last lines while the tree goes (its stream
+    // ends with the container): "directory not empty" then, and a second pass removes it.
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(root) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 5 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(Error::io(format!("removing {}", root.display()), e)),
+        }
     }
     if let Some(run_dir) = root.parent() {
         let _ = std::fs::remove_dir(run_dir);

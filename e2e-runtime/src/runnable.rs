@@ -302,8 +302,16 @@ impl RunnableBuilder {
 
     /// Configures the runnable.
     pub fn init(self, options: StartOptions) -> Runnable {
-        match self.env.inner.sharing.clone() {
-            Some(sharing) if self.problem.is_none() => sharing.declare(self, options),
+        match (self.env.inner.sharing.clone(), self.env.inner.adopt.clone()) {
+            (Some(sharing), _) if self.problem.is_none() => sharing.declare(self, options),
+            (_, Some(adopt)) if self.problem.is_none() => {
+                let found = adopt.get(&self.name).cloned();
+                let r = self.future().init(options);
+                if let Some(a) = found {
+                    r.adopt(a);
+                }
+                r
+            }
             _ => self.future().init(options),
         }
     }
@@ -542,6 +550,44 @@ impl Runnable {
     /// The runnable's name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// Takes the keeper's running container as this runnable's (an env attached to a keeper's),
+    /// following its output.
+    fn adopt(&self, a: crate::keeper::Adopted) {
+        let inner = &self.inner;
+        let container =
+            Container { id: a.id.clone(), host_ports: a.host_ports, ip: a.ip, logs_from: inner.logs.total() };
+        inner.set_phase(Phase::Started(container));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let task = rt.spawn(follow_logs(
+                inner.env.inner.engine.clone(),
+                a.id,
+                inner.name.clone(),
+                inner.logs.clone(),
+                inner.env.log_file(&inner.name),
+                true,
+            ));
+            if let Ok(mut tasks) = inner.tasks.try_lock() {
+                tasks.logs_task = Some(task);
+            }
+        }
+    }
+
+    /// Whether it is a keeper's container, adopted (see [`crate::keeper`]).
+    pub(crate) fn adopted(&self) -> bool {
+        self.inner.env.inner.adopt.is_some() && self.inner.container().is_some()
+    }
+
+    /// Whether it is declared in an env attached to a keeper's.
+    pub(crate) fn in_attached_env(&self) -> bool {
+        self.inner.env.inner.adopt.is_some()
+    }
+
+    /// Its container's id, host ports and address, once started.
+    pub(crate) fn record(&self) -> Option<(String, HashMap<String, u16>, Option<String>)> {
+        let c = self.inner.container()?;
+        Some((c.id, c.host_ports, c.ip))
     }
 
     /// Whether `other` is this runnable (a clone of it), not another with the same name.

@@ -86,6 +86,13 @@ pub async fn start_workloads(runnables: &[&Runnable]) -> Result<(), String> {
     if let Some(sharing) = runnables.first().and_then(|r| r.sharing()) {
         return sharing.start(runnables).await;
     }
+    if runnables.first().is_some_and(|r| r.in_attached_env()) {
+        // The keeper started them all, and waited until they were ready.
+        return match runnables.iter().find(|r| !r.adopted()) {
+            Some(r) => Err(format!("runnable {:?} is not in the keeper's shared env", r.name())),
+            None => Ok(()),
+        };
+    }
     crate::runnable::start_and_wait_ready(runnables.iter().copied()).await.map_err(|e| format!("{e:?}"))
 }
 
@@ -117,7 +124,11 @@ pub fn run_test(spec: TestSpec, body: impl FnOnce(Env) -> TestBody) {
             return Outcome::Failed(conflict);
         }
         let env = if spec.shared {
-            match crate::shared::env(spec.env).await {
+            let env = match crate::keeper::run_id() {
+                Some(run) => crate::keeper::attach(spec.env, &run).await,
+                None => crate::shared::env(spec.env).await,
+            };
+            match env {
                 Ok(env) => env,
                 Err(e) => return Outcome::Failed(e),
             }

@@ -48,6 +48,32 @@ fn expand_test(test: TestFn) -> TokenStream {
         let declared_as = name.unraw().to_string().trim_start_matches('_').to_string();
         quote_spanned!(ty.span()=> let #name = <#ty as ::e2e::Workload>::declare(&#env, #declared_as);)
     });
+    // A shared test lists its workloads for the keeper of its env (across processes).
+    let shared_declaration = shared.then(|| {
+        let declares = workloads.iter().map(|(name, ty)| {
+            let declared_as = name.unraw().to_string().trim_start_matches('_').to_string();
+            quote_spanned!(ty.span()=> let #name = <#ty as ::e2e::Workload>::declare(#env, #declared_as);)
+        });
+        let runnables = workloads.iter().map(|(name, ty)| {
+            let name = respanned(name, ty.span());
+            quote_spanned!(ty.span()=> ::core::clone::Clone::clone(::e2e::Workload::runnable(&#name)))
+        });
+        quote! {
+            #[allow(dead_code)]
+            fn __e2e_declare(#env: &::e2e::Env) -> ::std::vec::Vec<::e2e::Runnable> {
+                #(#declares)*
+                ::std::vec![#(#runnables),*]
+            }
+
+            #[::e2e::__private::linkme::distributed_slice(::e2e::__private::SHARED_DECLARATIONS)]
+            #[linkme(crate = ::e2e::__private::linkme)]
+            static __E2E_DECLARATION: ::e2e::__private::SharedDeclaration = ::e2e::__private::SharedDeclaration {
+                env: #env_name,
+                test: ::core::module_path!(),
+                declare: __e2e_declare,
+            };
+        }
+    });
     let start = (!workloads.is_empty()).then(|| {
         // On the type too, so that a type that isn't a workload is reported once, there.
         let runnables = workloads.iter().map(|(name, ty)| {
@@ -96,6 +122,8 @@ fn expand_test(test: TestFn) -> TokenStream {
                     #call
                 })
             }
+
+            #shared_declaration
 
             // Listed for the binary's other tests of the same env (shared or not must agree).
             #[::e2e::__private::linkme::distributed_slice(::e2e::__private::TESTS)]

@@ -24,6 +24,9 @@ pub(crate) fn spawn() -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.env(WATCHDOG_VAR, owner::current().to_string())
+        // A keeper's watchdog must not be a keeper too.
+        .env_remove(crate::keeper::KEEPER_ENV_VAR)
+        .env_remove(crate::keeper::KEEPER_FILES_VAR)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
