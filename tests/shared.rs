@@ -105,6 +105,29 @@ async fn held_across(_b: Box1) {
     tokio::time::sleep(Duration::from_secs(3600)).await;
 }
 
+/// A sleeper whose command the variable `E2E_TEST_VARIANT` sets: a changed definition.
+pub struct Variant(e2e::Runnable);
+
+impl e2e::Workload for Variant {
+    fn declare(env: &Env, name: &str) -> Self {
+        let variant = std::env::var("E2E_TEST_VARIANT").unwrap_or_default();
+        let seconds = if variant == "b" { "7200" } else { "3600" };
+        Variant(env.runnable(name).init(e2e::StartOptions::new("busybox:1.35").command(["sleep", seconds])))
+    }
+    fn runnable(&self) -> &e2e::Runnable {
+        &self.0
+    }
+}
+
+#[e2e::test(env = "sh_warm", shared)]
+#[ignore]
+async fn warm(v: Variant) -> e2e::Result<()> {
+    let seconds = if std::env::var("E2E_TEST_VARIANT").as_deref() == Ok("b") { "7200" } else { "3600" };
+    let ps = v.0.exec(["ps"]).await?.stdout;
+    assert!(ps.contains(&format!("sleep {seconds}")), "{ps}");
+    Ok(())
+}
+
 /// Fails once the others have met: its report shows the shared env.
 #[e2e::test(env = "sh_one", shared)]
 #[ignore]
@@ -338,4 +361,38 @@ fn a_shared_env_of_a_run_goes_when_every_process_holding_it_is_killed() {
         let _ = child.wait();
     }
     wait_clean("sh_held_across");
+}
+
+/// Runs `warm` in a process of its own with `E2E_REUSE=<idle>` and the variant.
+fn warm_run(idle: &str, variant: &str) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--ignored", "--exact", "warm::sh_warm", "--nocapture"])
+        .env("E2E_REUSE", idle)
+        .env("E2E_TEST_VARIANT", variant)
+        .env("E2E_QUIET", "1")
+        .env_remove("NEXTEST_RUN_ID")
+        .env_remove("E2E_RUN_ID");
+    let out = cmd.output().unwrap();
+    let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && all.contains("test result: ok. 1 passed"), "{all}");
+}
+
+#[test]
+fn a_warm_env_is_reused_recreated_when_changed_and_removed_when_idle() {
+    let since = common::docker(&["system", "info", "-f", "{{.SystemTime}}"]);
+    let running = || common::docker(&["ps", "-q", "--filter", "label=dev.e2e.env=sh_warm"]).lines().count();
+    warm_run("8s", "a");
+    assert_eq!(running(), 1, "the warm env outlives its run");
+    warm_run("8s", "a");
+    assert_eq!(starts_since("sh_warm", &since), 1, "the second run reused it");
+    warm_run("8s", "b");
+    assert_eq!(starts_since("sh_warm", &since), 2, "a changed definition recreated it");
+    assert_eq!(running(), 1, "the old one went");
+    // Idle for 8 s: removed, though no test runs again.
+    let t = Instant::now();
+    while !common::leftovers("sh_warm").is_empty() && t.elapsed() < Duration::from_secs(40) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(t.elapsed() >= Duration::from_secs(5), "removed before it was idle long: {:?}", t.elapsed());
+    wait_clean("sh_warm");
 }

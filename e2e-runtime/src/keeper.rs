@@ -50,6 +50,10 @@ pub static SHARED_DECLARATIONS: [SharedDeclaration];
 /// The run this process is part of, when it says so: `E2E_RUN_ID`, else nextest's
 /// `NEXTEST_RUN_ID`.
 pub(crate) fn run_id() -> Option<String> {
+    // Warm envs (`E2E_REUSE`) outlive runs: one keeper for all of them.
+    if crate::settings::get().reuse.is_some() {
+        return Some("warm".to_string());
+    }
     let id = std::env::var("E2E_RUN_ID").ok().filter(|v| !v.is_empty());
     let id = id.or_else(|| std::env::var("NEXTEST_RUN_ID").ok().filter(|v| !v.is_empty()))?;
     Some(id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect())
@@ -97,15 +101,23 @@ pub(crate) async fn attach(env: &'static str, run: &str) -> Result<Env, String> 
     let (lease_path, setup_path, descriptor) =
         (with_ext(&base, ".lease"), with_ext(&base, ".setup"), with_ext(&base, ".json"));
     let b = base.clone();
+    let mine = definition(env).await?;
+    let last = with_ext(&base, ".last");
     let found = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, String> {
         // The lease first: from now on the keeper keeps the env.
         let lease = open(&lease_path)?;
         lease.lock_shared().map_err(|e| format!("taking a lease on {}: {e}", lease_path.display()))?;
         LEASES.lock().unwrap().push(lease);
+        // The keeper's idle time counts from the last use.
+        let _ = std::fs::write(&last, b"");
         let setup = open(&setup_path)?;
         setup.lock().map_err(|e| format!("locking {}: {e}", setup_path.display()))?;
         if let Some(d) = read_live(&descriptor) {
-            return Ok(d);
+            if d["definition"].as_str() == Some(mine.as_str()) {
+                return Ok(d);
+            }
+            // Declared otherwise now (a warm env of an earlier build): its keeper goes, with it.
+            stop_keeper(&d);
         }
         let _ = std::fs::remove_file(&descriptor);
         let mut keeper =
@@ -157,6 +169,51 @@ pub(crate) async fn attach(env: &'static str, run: &str) -> Result<Env, String> 
     Env::attach(env, &keeper, network, root, adopted)
         .await
         .map_err(|e| format!("attaching to shared env {env:?}: {e:?}"))
+}
+
+/// What the binary's shared tests declare for env `env` (ports and start options of each
+/// runnable), as a hash: a keeper serves the processes whose declarations are its own.
+async fn definition(env: &'static str) -> Result<String, String> {
+    let dry = Env::attach(
+        env,
+        crate::owner::current(),
+        crate::cleanup::netpool::Network { id: String::new(), name: String::new() },
+        std::env::temp_dir(),
+        HashMap::new(),
+    )
+    .await
+    .map_err(|e| format!("shared env {env:?}: {e:?}"))?;
+    let mut seen = HashMap::new();
+    for d in SHARED_DECLARATIONS.iter().filter(|d| d.env == env) {
+        for r in (d.declare)(&dry) {
+            seen.entry(r.name().to_string()).or_insert_with(|| r.definition());
+        }
+    }
+    Ok(hash_of(&seen))
+}
+
+fn hash_of(definitions: &HashMap<String, String>) -> String {
+    let mut sorted: Vec<_> = definitions.iter().collect();
+    sorted.sort();
+    // FNV-1a: the same on every build, unlike the standard library's hasher.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for (name, def) in sorted {
+        for b in name.bytes().chain([0]).chain(def.bytes()).chain([0]) {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// Ends a keeper (SIGTERM: its signal handler removes its env) and waits until it is gone.
+fn stop_keeper(d: &serde_json::Value) {
+    let Some(keeper) = d["owner"].as_str().and_then(Owner::parse) else { return };
+    // SAFETY: a plain kill(2).
+    unsafe { libc::kill(keeper.pid() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    while !keeper.is_dead() && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The descriptor at `path`, if there is one and its keeper lives.
@@ -239,6 +296,8 @@ async fn keep(name: &'static str, base: PathBuf) -> i32 {
         let _ = env.close().await;
         return 1;
     }
+    let definitions: HashMap<String, String> =
+        runnables.iter().map(|r| (r.name().to_string(), r.definition())).collect();
     let mut described = serde_json::Map::new();
     for r in &runnables {
         if let Some((id, host_ports, ip)) = r.record() {
@@ -247,6 +306,7 @@ async fn keep(name: &'static str, base: PathBuf) -> i32 {
     }
     write(serde_json::json!({
         "owner": owner,
+        "definition": hash_of(&definitions),
         "network": env.network_name(),
         "network_id": env.network_id(),
         "root": env.root_dir(),
@@ -254,14 +314,20 @@ async fn keep(name: &'static str, base: PathBuf) -> i32 {
     }));
     // Keep while any test process holds a lease; then, after the grace period, close.
     let lease_path = with_ext(&base, ".lease");
+    let last = with_ext(&base, ".last");
+    let grace = crate::settings::get().reuse.unwrap_or(GRACE);
     let kept = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
         let lease = open(&lease_path).map_err(std::io::Error::other)?;
+        let used = || std::fs::metadata(&last).and_then(|m| m.modified()).ok();
         loop {
             lease.lock()?;
             lease.unlock()?;
-            std::thread::sleep(GRACE);
+            let before = used();
+            std::thread::sleep(grace);
             match lease.try_lock() {
-                Ok(()) => return Ok(lease),
+                // Idle all along: no lease now, and none taken meanwhile.
+                Ok(()) if used() == before => return Ok(lease),
+                Ok(()) => lease.unlock()?,
                 Err(std::fs::TryLockError::WouldBlock) => continue,
                 Err(std::fs::TryLockError::Error(e)) => return Err(e),
             }

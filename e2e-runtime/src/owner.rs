@@ -49,6 +49,11 @@ impl Owner {
         format!("{:08x}", h.finish() as u32)
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// This run's directory name under the runs directory: `<pid>.<start time>`.
     pub fn dir_name(&self) -> String {
         format!("{}.{}", self.pid, self.start)

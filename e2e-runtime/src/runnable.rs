@@ -584,6 +584,11 @@ impl Runnable {
         self.inner.env.inner.adopt.is_some()
     }
 
+    /// What defines it: its ports and start options.
+    pub(crate) fn definition(&self) -> String {
+        format!("ports {:?}, {:?}", self.inner.ports, self.options)
+    }
+
     /// Its container's id, host ports and address, once started.
     pub(crate) fn record(&self) -> Option<(String, HashMap<String, u16>, Option<String>)> {
         let c = self.inner.container()?;

@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     /// where ports are published (by default `127.0.0.1` for a local engine, the host of
     /// `DOCKER_HOST` for a remote one).
     pub host_address: Option<String>,
+    /// `E2E_REUSE`: shared envs stay warm across runs, removed after being idle this long.
+    pub reuse: Option<std::time::Duration>,
     /// The variables whose value was refused: (variable, value, accepted values).
     invalid: Vec<(&'static str, String, &'static str)>,
 }
@@ -52,6 +54,12 @@ impl Settings {
             match value.parse::<std::net::IpAddr>() {
                 Ok(ip) => s.host_address = Some(ip.to_string()),
                 Err(_) => s.invalid.push(("E2E_HOST_ADDRESS", value, "an IP address, such as 10.0.0.5")),
+            }
+        }
+        if let Some(value) = lookup("E2E_REUSE").filter(|v| !v.is_empty()) {
+            match humantime::parse_duration(&value) {
+                Ok(d) => s.reuse = Some(d),
+                Err(_) => s.invalid.push(("E2E_REUSE", value, "a duration, such as 10m or 30s")),
             }
         }
         if let Some(value) = lookup("E2E_KEEP") {
@@ -147,6 +155,10 @@ mod tests {
 
     #[test]
     fn the_host_address_is_an_ip_address() {
+        assert_eq!(parse(&[("E2E_REUSE", "10m")]).reuse, Some(std::time::Duration::from_secs(600)));
+        assert_eq!(parse(&[("E2E_REUSE", "")]).reuse, None);
+        let e = parse(&[("E2E_REUSE", "soon")]).check().unwrap_err().to_string();
+        assert!(e.contains("E2E_REUSE") && e.contains("soon") && e.contains("duration"), "{e}");
         assert_eq!(parse(&[("E2E_HOST_ADDRESS", "10.0.0.5")]).host_address.as_deref(), Some("10.0.0.5"));
         assert_eq!(parse(&[("E2E_HOST_ADDRESS", "")]).host_address, None);
         let s = parse(&[("E2E_HOST_ADDRESS", "docker.local")]);
