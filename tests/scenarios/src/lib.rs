@@ -14,7 +14,8 @@ pub fn mark(label: &str, what: &str) {
     let Ok(path) = std::env::var("E2E_SCENARIO_TIMES") else { return };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
-    writeln!(f, "{label} {what} {now}").unwrap();
+    // One write per line: processes append to the file at once, and `writeln!` writes in pieces.
+    f.write_all(format!("{label} {what} {now}\n").as_bytes()).unwrap();
 }
 
 /// Marks the start and end of a test body that takes `ms` milliseconds.
