@@ -562,3 +562,23 @@ async fn a_closed_envs_network_waits_for_the_next_env() -> e2e::Result<()> {
     assert_clean("rt_pool_second");
     Ok(())
 }
+
+/// An image's declared volumes (redis: `VOLUME /data`) are anonymous volumes of its container:
+/// they go with it when the env closes, or the engine keeps them forever, dangling.
+#[tokio::test(flavor = "multi_thread")]
+async fn anonymous_volumes_go_with_their_containers() -> e2e::Result<()> {
+    let env = Env::docker("rt_anon_volume").await?;
+    let redis = e2e::db::Redis::new(&env, "redis");
+    redis.start_and_wait_ready().await?;
+    let volume = docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{if eq .Destination \"/data\"}}{{.Name}}{{end}}{{end}}",
+        redis.container_name(),
+    ]);
+    assert!(!volume.is_empty(), "redis's /data is an anonymous volume");
+    env.close().await?;
+    let gone = std::process::Command::new("docker").args(["volume", "inspect", &volume]).output().unwrap();
+    assert!(!gone.status.success(), "the anonymous volume {volume} outlived its container");
+    Ok(())
+}

@@ -424,7 +424,8 @@ async fn shared(report: &mut Report, repo: &Path) {
             let ids = containers_labelled(label);
             left.lock().unwrap()[c] += ids.len();
             if !ids.is_empty() {
-                let mut rm = vec!["rm".to_string(), "-f".to_string()];
+                // With their anonymous volumes (redis declares `VOLUME /data`): `-v`.
+                let mut rm = vec!["rm".to_string(), "-f".to_string(), "-v".to_string()];
                 rm.extend(ids);
                 let _ = Command::new("docker").args(&rm).output();
             }
