@@ -24,9 +24,7 @@ use crate::env::Env;
 use crate::error::Error;
 use crate::owner::Owner;
 
-/// Set in a keeper's environment: the env it keeps, and its files' common path.
-pub(crate) const KEEPER_ENV_VAR: &str = "E2E_KEEPER_ENV";
-pub(crate) const KEEPER_FILES_VAR: &str = "E2E_KEEPER_FILES";
+use crate::cleanup::watchdog::{KEEPER_ENV_VAR, KEEPER_FILES_VAR};
 
 /// How long the keeper waits, once no test process holds a lease, before removing the env.
 const GRACE: Duration = Duration::from_secs(2);

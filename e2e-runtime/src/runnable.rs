@@ -766,7 +766,11 @@ impl Runnable {
             let mut reached = HashMap::new();
             for (name, port) in &inner.ports {
                 if let Some(published) = st.host_ports.get(port) {
-                    let local = engine.reach_published(*published).await.map_err(inner.failed("reaching a port of"))?;
+                    // A host address of the user's is reached directly, not through a forward.
+                    let local = match crate::settings::get().host_address {
+                        Some(_) => *published,
+                        None => engine.reach_published(*published).await.map_err(inner.failed("reaching a port of"))?,
+                    };
                     reached.insert(name.clone(), local);
                 }
             }

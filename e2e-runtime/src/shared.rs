@@ -37,6 +37,7 @@ fn envs() -> &'static Mutex<HashMap<String, (EnvCell, bool)>> {
 
 /// The shared env `name`, made by the first test that asks (on the shared runtime).
 pub(crate) async fn env(name: &'static str) -> Result<Env, String> {
+    crate::cleanup::signals::at_exit_first(close_all);
     let cell = envs().lock().unwrap().entry(name.to_string()).or_default().0.clone();
     cell.get_or_init(|| async move {
         let made = runtime().spawn(async move { Env::docker_shared(name).await });
@@ -58,7 +59,7 @@ pub(crate) fn failed(name: &str) {
 }
 
 /// At exit: closes (or keeps, as `E2E_KEEP` says) every shared env.
-pub(crate) fn close_all() {
+fn close_all() {
     let envs: Vec<(Env, bool)> = envs()
         .lock()
         .unwrap()

@@ -11,8 +11,22 @@ pub(crate) fn install() {
     unsafe { libc::atexit(at_exit) };
 }
 
+/// Work that runs first at exit (shared envs closing), registered by those who need it.
+static FIRST_AT_EXIT: std::sync::Mutex<Vec<fn()>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `f` at exit, before the pending removals are waited for.
+pub(crate) fn at_exit_first(f: fn()) {
+    let mut first = FIRST_AT_EXIT.lock().unwrap();
+    if !first.contains(&f) {
+        first.push(f);
+    }
+}
+
 extern "C" fn at_exit() {
-    crate::shared::close_all();
+    let first = std::mem::take(&mut *FIRST_AT_EXIT.lock().unwrap());
+    for f in first {
+        f();
+    }
     crate::cleanup::reaper::wait_at_exit();
     if !crate::cleanup::netpool::has_idle() {
         return;

@@ -11,6 +11,11 @@ use std::sync::Mutex;
 
 use crate::owner::{self, Owner};
 
+/// Set in a keeper's environment (see `keeper`): the env it keeps, and its files' common path.
+/// A watchdog never inherits them, or it would become a keeper in turn.
+pub(crate) const KEEPER_ENV_VAR: &str = "E2E_KEEPER_ENV";
+pub(crate) const KEEPER_FILES_VAR: &str = "E2E_KEEPER_FILES";
+
 /// Set in the watchdog's environment: the owner id of the run it watches.
 const WATCHDOG_VAR: &str = "E2E_WATCHDOG_OWNER";
 
@@ -25,8 +30,8 @@ pub(crate) fn spawn() -> std::io::Result<()> {
     let mut cmd = Command::new(exe);
     cmd.env(WATCHDOG_VAR, owner::current().to_string())
         // A keeper's watchdog must not be a keeper too.
-        .env_remove(crate::keeper::KEEPER_ENV_VAR)
-        .env_remove(crate::keeper::KEEPER_FILES_VAR)
+        .env_remove(KEEPER_ENV_VAR)
+        .env_remove(KEEPER_FILES_VAR)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -101,13 +101,13 @@ impl Docker {
                 Some(inside::Inside::Gateway(gateway)) => (false, false, gateway),
             },
             "unix" => (false, false, loopback()),
-            // Over SSH the ports are published on the host's loopback and forwarded, unless
-            // the user names an address of the host to reach them at directly.
-            "ssh" if crate::settings::get().host_address.is_none() => (false, false, loopback()),
+            // Over SSH the ports are published on the host's loopback and forwarded (unless the
+            // runnable is told another address of the host, `E2E_HOST_ADDRESS`).
+            "ssh" => (false, false, loopback()),
             _ => (false, false, host_address(rest).await?),
         };
-        let forwarder =
-            (scheme == "ssh" && host == loopback()).then(|| std::sync::Arc::new(ssh::Forwarder::new(&c.address)));
+        // Its ssh connection starts only with the first forward.
+        let forwarder = (scheme == "ssh").then(|| std::sync::Arc::new(ssh::Forwarder::new(&c.address)));
         Ok(Docker { api, address: c.address.clone(), local, files, host, forwarder })
     }
 }
