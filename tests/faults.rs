@@ -129,6 +129,64 @@ signal_children! {
     child_kill_start "flt_kill_start", child_kill_ready "flt_kill_ready", child_kill_body "flt_kill_body";
 }
 
+/// Shared envs (issue 13): two tests of one shared env, ending well or one of them badly, a
+/// body ended by a signal, and a body held by several processes of one run.
+#[e2e::test(env = "flt_sh_ok", shared)]
+#[ignore]
+async fn child_sh_ok_a(_a: Sleeper, _b: Sleeper) -> e2e::Result<()> {
+    mark("body");
+    Ok(())
+}
+
+#[e2e::test(env = "flt_sh_ok", shared)]
+#[ignore]
+async fn child_sh_ok_b(_a: Sleeper, _b: Sleeper) -> e2e::Result<()> {
+    mark("body");
+    Ok(())
+}
+
+#[e2e::test(env = "flt_sh_panic", shared)]
+#[ignore]
+async fn child_sh_panic_a(_a: Sleeper, _b: Sleeper) {
+    mark("body");
+}
+
+#[e2e::test(env = "flt_sh_panic", shared)]
+#[ignore]
+async fn child_sh_panic_b(_a: Sleeper, _b: Sleeper) {
+    mark("body");
+    panic!("the shared body panicked");
+}
+
+#[e2e::test(env = "flt_sh_timeout", shared, timeout = "1s")]
+#[ignore]
+async fn child_sh_timeout_a(_a: Sleeper, _b: Sleeper) {
+    forever().await;
+}
+
+#[e2e::test(env = "flt_sh_timeout", shared)]
+#[ignore]
+async fn child_sh_timeout_b(_a: Sleeper, _b: Sleeper) {
+    mark("body");
+}
+
+macro_rules! shared_signal_children {
+    ($($name:ident $env:tt;)*) => {$(
+        #[e2e::test(env = $env, shared)]
+        #[ignore]
+        async fn $name(_a: Sleeper, _b: Sleeper) {
+            forever().await;
+        }
+    )*};
+}
+
+shared_signal_children! {
+    child_sh_int "flt_sh_int";
+    child_sh_term "flt_sh_term";
+    child_sh_kill "flt_sh_kill";
+    child_sh_held "flt_sh_held";
+}
+
 /// Five ready containers in the env `E2E_FAULT_ENV`, checked to be its own.
 #[test]
 #[ignore]
@@ -378,14 +436,26 @@ fn marks(path: &Path) -> Vec<(String, u32, u128)> {
 /// This binary, running one child test, in a process group of its own (like a test run that a
 /// terminal or cargo-nextest signals as a whole), its output in a log file.
 fn child(test: &str, tag: &str, vars: &[(&str, &str)]) -> (Command, PathBuf) {
+    child_of(&["--exact", test, "--test-threads=1"], tag, vars)
+}
+
+/// This binary with the test harness's arguments `args` (a filter, `--exact`, threads), as
+/// [`child`] runs it. The run-id variables are not inherited: a shared env is the process's
+/// own unless the case gives it a run.
+fn child_of(args: &[&str], tag: &str, vars: &[(&str, &str)]) -> (Command, PathBuf) {
     use std::os::unix::process::CommandExt;
     let log = out_dir().join("logs").join(format!("{tag}.log"));
     let file = std::fs::File::create(&log).unwrap();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--ignored", "--exact", test, "--nocapture", "--test-threads=1"])
+    cmd.arg("--ignored")
+        .args(args)
+        .arg("--nocapture")
         .env("RUST_BACKTRACE", "0")
         .env("E2E_QUIET", "1")
         .env_remove("E2E_KEEP")
+        .env_remove("E2E_REUSE")
+        .env_remove("E2E_RUN_ID")
+        .env_remove("NEXTEST_RUN_ID")
         .stdin(Stdio::null())
         .stdout(file.try_clone().unwrap())
         .stderr(file)
@@ -521,8 +591,13 @@ fn finish_rep(env: &str, pid: u32, watchdog: bool, rep: usize, row: &mut Row) {
 
 /// One repetition of a child that ends by itself (Ok, Err, panic, timeout).
 fn outcome_rep(test: &str, env: &str, want_success: bool, want_msg: &str, rep: usize, row: &mut Row) {
+    outcome_rep_of(&["--exact", test, "--test-threads=1"], env, want_success, want_msg, rep, row)
+}
+
+/// [`outcome_rep`] of the child run with the harness's arguments `args`.
+fn outcome_rep_of(args: &[&str], env: &str, want_success: bool, want_msg: &str, rep: usize, row: &mut Row) {
     let tag = format!("{env}-{rep}");
-    let (mut cmd, log) = child(test, &tag, &[("E2E_NO_WATCHDOG", "1")]);
+    let (mut cmd, log) = child_of(args, &tag, &[("E2E_NO_WATCHDOG", "1")]);
     let mut proc = cmd.spawn().unwrap();
     let pid = proc.id();
     match wait_timeout(&mut proc, Duration::from_secs(120)) {
@@ -733,19 +808,88 @@ fn foreign(rep: usize, row: &mut Row) {
     let _ = std::fs::remove_file(&path);
 }
 
+/// Processes `E2E_KEEPER_ENV` names as keepers of `env` (from their initial environment).
+fn keepers_of(env: &str) -> usize {
+    let needle = format!("E2E_KEEPER_ENV={env}");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|p| {
+            std::fs::read(p.path().join("environ"))
+                .map(|e| e.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+/// Three processes of one run (as cargo-nextest runs them) hold one shared env through its
+/// keeper; all three are SIGKILLed in their bodies. The keeper must remove the env once no
+/// lease is held, and end.
+fn shared_holders_killed(rep: usize, row: &mut Row) {
+    let env = "flt_sh_held";
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let run = format!("faults-{}-{rep}-{nanos}", std::process::id());
+    let path = mark_file(&format!("sh-held-{rep}"));
+    let mut procs = Vec::new();
+    for i in 0..3 {
+        let (mut cmd, log) = child(
+            "child_sh_held::flt_sh_held",
+            &format!("{env}-{rep}-{i}"),
+            &[("E2E_RUN_ID", run.as_str()), ("E2E_FAULT_MARK", path.to_str().unwrap())],
+        );
+        procs.push((cmd.spawn().unwrap(), log));
+    }
+    if let Err(e) =
+        wait_for("three bodies", Duration::from_secs(90), || marks(&path).iter().filter(|m| m.0 == "body").count() == 3)
+    {
+        row.failures.push(format!("rep {rep}: {e} (see {})", procs[0].1.display()));
+    }
+    let running = count_lines(&["ps", "-q", "--filter", &format!("label=dev.e2e.env={env}")]);
+    if running != 2 {
+        row.failures.push(format!("rep {rep}: {running} containers for the 3 holders, not the env's 2"));
+    }
+    for (p, _) in &mut procs {
+        unsafe { libc::kill(-(p.id() as i32), libc::SIGKILL) };
+        let _ = p.wait();
+    }
+    // The keeper's grace (2 s), then its close; its own watchdog if it died too.
+    let mut l = settle(env, None, Duration::from_secs(30));
+    for (p, _) in &procs {
+        l.add(settle(env, Some(p.id()), Duration::from_secs(5)));
+    }
+    let keepers = keepers_of(env);
+    if keepers > 0 {
+        row.failures.push(format!("rep {rep}: {keepers} keeper(s) of {env} still running"));
+    }
+    if l.total() > 0 {
+        eprintln!("[faults] {env} rep {rep}: left {l:?}");
+        if let Err(e) = next_run(env) {
+            row.failures.push(format!("rep {rep}: the next run of {env} failed: {e}"));
+        }
+        if settle(env, None, Duration::from_secs(5)).total() == 0 {
+            row.swept_by_next_run += 1;
+        } else {
+            row.failures.push(format!("rep {rep}: left {l:?} even after the next run"));
+        }
+    }
+    row.left.add(l);
+    let _ = std::fs::remove_file(&path);
+}
+
 fn print_fault_table(rows: &[Row]) -> String {
     let mut t = String::new();
     writeln!(t, "\nfault suite: E2E_FAULT_REPS={}", reps()).unwrap();
     writeln!(
         t,
-        "{:<34} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>8} {:>8} {:>8}",
+        "{:<38} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>8} {:>8} {:>8}",
         "case", "reps", "leaks", "ctr", "net", "vol", "dir", "wdog", "next-run", "failed", "phantom", "time"
     )
     .unwrap();
     for r in rows {
         writeln!(
             t,
-            "{:<34} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>8} {:>8} {:>7.1}s",
+            "{:<38} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>8} {:>8} {:>7.1}s",
             r.case,
             r.reps,
             r.left.total(),
@@ -811,6 +955,36 @@ fn fault_suite() {
             cases.push(Box::new(move || run_case(&case, n, |rep, row| signal_rep(sig, phase, &test, &env, rep, row))));
         }
     }
+    let shared = |name: &'static str, filter: &'static str, env: &'static str, ok: bool, msg: &'static str| -> Case {
+        Box::new(move || {
+            run_case(name, n, |rep, row| outcome_rep_of(&[filter, "--test-threads=2"], env, ok, msg, rep, row))
+        })
+    };
+    cases.push(shared("shared env: 2 tests Ok", "child_sh_ok_", "flt_sh_ok", true, "test result: ok. 2 passed"));
+    cases.push(shared(
+        "shared env: 1 of 2 panics",
+        "child_sh_panic_",
+        "flt_sh_panic",
+        false,
+        "the shared body panicked",
+    ));
+    cases.push(shared(
+        "shared env: 1 of 2 times out",
+        "child_sh_timeout_",
+        "flt_sh_timeout",
+        false,
+        "timed out after 1s",
+    ));
+    for (sig, sname, short) in
+        [(libc::SIGINT, "SIGINT", "int"), (libc::SIGTERM, "SIGTERM", "term"), (libc::SIGKILL, "SIGKILL", "kill")]
+    {
+        let env = format!("flt_sh_{short}");
+        let test = format!("child_sh_{short}::{env}");
+        let case = format!("shared env: {sname} during body");
+        cases
+            .push(Box::new(move || run_case(&case, n, |rep, row| signal_rep(sig, Phase::Body, &test, &env, rep, row))));
+    }
+    cases.push(Box::new(move || run_case("shared env, 3 processes: SIGKILL all", n, shared_holders_killed)));
     cases.push(Box::new(move || run_case("8 envs x 5 containers, 1 process", n, parallel_in_process)));
     cases.push(Box::new(move || run_case("8 envs x 5 containers, 8 processes", n, parallel_processes)));
     cases.push(Box::new(move || run_case("one env name twice, 1 process", n, same_name_in_process)));

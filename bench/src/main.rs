@@ -314,11 +314,36 @@ fn parse(report: &mut Report) {
     summary(report, "parse 10,000 series", &names, &s, "ms", 0, "");
 }
 
+/// Runs a suite binary (or command) in `bench/` with `E2E_QUIET=1` and `vars`; its wall time
+/// in seconds, or what it said when it did not pass all 20 tests (`passed` is the text of its
+/// summary that says so).
+async fn run_suite(mut cmd: tokio::process::Command, vars: &[(&str, &str)], passed: &str) -> Result<f64, String> {
+    cmd.env("E2E_QUIET", "1");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let t = Instant::now();
+    let out = cmd.output().await.map_err(|e| format!("running {cmd:?}: {e}"))?;
+    let took = t.elapsed();
+    let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() || !all.contains(passed) {
+        return Err(format!("{cmd:?} failed:\n{all}"));
+    }
+    Ok(took.as_secs_f64())
+}
+
+/// The test binary `bin`, run in `bench`.
+fn suite_cmd(bin: &Path, bench: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.current_dir(bench);
+    cmd
+}
+
 /// The suite: 20 tests of 3 containers each, one `cargo test` process, e2e against
 /// testcontainers (same services, same checks), run alternately.
 async fn suite(report: &mut Report, repo: &Path) {
     let bench = repo.join("bench");
-    let binaries = match suite_binaries(&bench) {
+    let binaries = match test_binaries(&bench, ["suite_tc", "suite_e2e"]) {
         Ok(b) => b,
         Err(e) => {
             println!("suite: building the test binaries failed: {e}");
@@ -327,32 +352,10 @@ async fn suite(report: &mut Report, repo: &Path) {
     };
     let names = ["testcontainers", "e2e"];
     let s = alternate("suite", &names, rounds(10), "s", |c, _| {
-        let bin = binaries[c].clone();
-        let bench = bench.clone();
-        async move {
-            let t = Instant::now();
-            let out = tokio::process::Command::new(&bin)
-                .current_dir(&bench)
-                .env("E2E_QUIET", "1")
-                .output()
-                .await
-                .map_err(|e| format!("running {}: {e}", bin.display()))?;
-            let took = t.elapsed();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            if !out.status.success() || !stdout.contains("20 passed") {
-                return Err(format!("{} failed:\n{stdout}\n{}", bin.display(), String::from_utf8_lossy(&out.stderr)));
-            }
-            Ok(took.as_secs_f64())
-        }
+        run_suite(suite_cmd(&binaries[c], &bench), &[], "20 passed")
     })
     .await;
     summary(report, "suite (20 tests x 3 containers)", &names, &s, "s", 0, "e2e <= 0.70x testcontainers");
-}
-
-/// Builds the two suite test binaries (release) and returns their paths: testcontainers', e2e's.
-fn suite_binaries(bench: &Path) -> Result<[PathBuf; 2], String> {
-    let [tc, e2e] = test_binaries(bench, ["suite_tc", "suite_e2e"])?;
-    Ok([tc, e2e])
 }
 
 /// Builds the bench's test binaries `names` (release) and returns their paths, in order.
@@ -388,10 +391,37 @@ fn containers_labelled(label: &str) -> Vec<String> {
     out.map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()).unwrap_or_default()
 }
 
-/// The suite's 20 tests three ways, one `cargo test` process each, alternately: a per-test
-/// env, one shared env, and testcontainers-rs with its containers in a `static`. After each
-/// run, the containers left on the engine are counted (testcontainers' statics are never
-/// dropped: its containers are counted, then removed).
+/// Removes containers `ids` with their anonymous volumes (redis declares `VOLUME /data`).
+fn remove_containers(ids: Vec<String>) {
+    if !ids.is_empty() {
+        let mut rm = vec!["rm".to_string(), "-f".to_string(), "-v".to_string()];
+        rm.extend(ids);
+        let _ = Command::new("docker").args(&rm).output();
+    }
+}
+
+/// The e2e containers still there once `patience` has passed (polled): what a run left behind.
+async fn e2e_left_after(patience: Duration) -> Vec<String> {
+    let t = Instant::now();
+    loop {
+        let ids = containers_labelled("dev.e2e.managed");
+        if ids.is_empty() || t.elapsed() >= patience {
+            return ids;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Shared envs (issue 13), three measurements, each alternating its contestants:
+/// - the suite's 20 tests three ways, one `cargo test` process each: a per-test env, one
+///   shared env, and testcontainers-rs with its containers in a `static`. After each run the
+///   containers left on the engine are counted (testcontainers' statics are never dropped: its
+///   containers are counted, then removed);
+/// - the same 20 tests under `cargo nextest run` (a process per test), per-test against
+///   shared. A shared env is removed by its keeper after the run (2 s of grace): what is still
+///   there 30 s after the run is counted as left;
+/// - a warm rerun: from spawning the shared suite's binary to the body of its first test, cold
+///   (the env started by the run) against warm (`E2E_REUSE`, the env of an earlier run reused).
 async fn shared(report: &mut Report, repo: &Path) {
     let bench = repo.join("bench");
     let binaries = match test_binaries(&bench, ["suite_e2e", "shared_e2e", "shared_tc"]) {
@@ -404,32 +434,15 @@ async fn shared(report: &mut Report, repo: &Path) {
     let names = ["e2e per-test", "e2e shared", "testcontainers static"];
     let left = std::sync::Mutex::new([0usize; 3]);
     let s = alternate("shared", &names, rounds(6), "s", |c, _| {
-        let bin = binaries[c].clone();
-        let bench = bench.clone();
+        let cmd = suite_cmd(&binaries[c], &bench);
         let left = &left;
         async move {
-            let t = Instant::now();
-            let out = tokio::process::Command::new(&bin)
-                .current_dir(&bench)
-                .env("E2E_QUIET", "1")
-                .output()
-                .await
-                .map_err(|e| format!("running {}: {e}", bin.display()))?;
-            let took = t.elapsed();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            if !out.status.success() || !stdout.contains("20 passed") {
-                return Err(format!("{} failed:\n{stdout}\n{}", bin.display(), String::from_utf8_lossy(&out.stderr)));
-            }
+            let took = run_suite(cmd, &[], "20 passed").await?;
             let label = if c == 2 { "org.testcontainers.managed-by=testcontainers" } else { "dev.e2e.managed" };
             let ids = containers_labelled(label);
             left.lock().unwrap()[c] += ids.len();
-            if !ids.is_empty() {
-                // With their anonymous volumes (redis declares `VOLUME /data`): `-v`.
-                let mut rm = vec!["rm".to_string(), "-f".to_string(), "-v".to_string()];
-                rm.extend(ids);
-                let _ = Command::new("docker").args(&rm).output();
-            }
-            Ok(took.as_secs_f64())
+            remove_containers(ids);
+            Ok(took)
         }
     })
     .await;
@@ -443,6 +456,97 @@ async fn shared(report: &mut Report, repo: &Path) {
         left[2],
         s.values.iter().map(Vec::len).max().unwrap_or(0)
     ));
+    shared_nextest(report, &bench).await;
+    warm_rerun(report, &bench, &binaries[1]).await;
+}
+
+/// The per-test and shared suites under `cargo nextest run`, alternately.
+async fn shared_nextest(report: &mut Report, bench: &Path) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let nextest = |test: &str| {
+        let mut cmd = tokio::process::Command::new(&cargo);
+        cmd.current_dir(bench).args(["nextest", "run", "--release", "--cargo-quiet", "--test", test]);
+        cmd
+    };
+    // Built (and nextest found) before anything is timed.
+    for test in ["suite_e2e", "shared_e2e"] {
+        let mut list = nextest(test);
+        list.as_std_mut().args(["--no-run"]);
+        match list.output().await {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => return println!("shared: cargo nextest failed: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => return println!("shared: cargo nextest is not installed ({e}): the nextest rows are skipped"),
+        }
+    }
+    let names = ["e2e per-test", "e2e shared"];
+    let left = std::sync::Mutex::new([0usize; 2]);
+    let s = alternate("shared nextest", &names, rounds(6), "s", |c, _| {
+        let mut cmd = nextest(["suite_e2e", "shared_e2e"][c]);
+        cmd.arg("--no-fail-fast");
+        let left = &left;
+        async move {
+            let took = run_suite(cmd, &[], "20 passed").await?;
+            let ids = e2e_left_after(Duration::from_secs(30)).await;
+            left.lock().unwrap()[c] += ids.len();
+            remove_containers(ids);
+            Ok(took)
+        }
+    })
+    .await;
+    summary(report, "suite of 20, cargo nextest", &names, &s, "s", 0, "shared <= 0.25x per-test");
+    let left = left.lock().unwrap();
+    report.row(format!(
+        "{:<28} | e2e per-test {} | e2e shared {} (30 s after each of {} runs)",
+        "containers left, nextest",
+        left[0],
+        left[1],
+        s.values.iter().map(Vec::len).max().unwrap_or(0)
+    ));
+}
+
+/// From spawning the shared suite's binary to its first test's body, cold against warm.
+async fn warm_rerun(report: &mut Report, bench: &Path, bin: &Path) {
+    // The cold runs use a TMPDIR of their own: the warm keeper holds the env's name on this
+    // machine while it lives, and a cold run of the same name would wait for it.
+    let cold_tmp = std::env::temp_dir().join("e2e-bench-cold");
+    let _ = std::fs::create_dir_all(&cold_tmp);
+    let marks = std::env::temp_dir().join(format!("e2e-bench-first-body-{}", std::process::id()));
+    let idle = "20s";
+    let first_body = |warm: bool| {
+        let cmd = suite_cmd(bin, bench);
+        let marks = marks.clone();
+        let cold_tmp = cold_tmp.clone();
+        async move {
+            let _ = std::fs::remove_file(&marks);
+            let mut vars = vec![("E2E_BENCH_FIRST_BODY", marks.to_str().unwrap())];
+            if warm {
+                vars.push(("E2E_REUSE", idle));
+            } else {
+                vars.push(("TMPDIR", cold_tmp.to_str().unwrap()));
+            }
+            let spawned = epoch_micros();
+            run_suite(cmd, &vars, "20 passed").await?;
+            let text = std::fs::read_to_string(&marks).map_err(|e| format!("no first-body mark: {e}"))?;
+            let first = text.lines().filter_map(|l| l.trim().parse::<u128>().ok()).min().ok_or("no first-body mark")?;
+            Ok::<f64, String>(first.saturating_sub(spawned) as f64 / 1000.0)
+        }
+    };
+    // The first warm run starts the warm env: not counted.
+    if let Err(e) = first_body(true).await {
+        return println!("shared: the warm-up run failed: {e}");
+    }
+    let names = ["cold", "warm"];
+    let s = alternate("warm rerun", &names, rounds(6), "ms", |c, _| first_body(c == 1)).await;
+    summary(report, "binary start to first body", &names, &s, "ms", 0, "warm <= 150 ms");
+    // Nothing uses the warm env now: it must go once idle that long.
+    let left = e2e_left_after(Duration::from_secs(20 + 20)).await;
+    report.row(format!(
+        "{:<28} | {} containers left 40 s after the last warm run (E2E_REUSE={idle})",
+        "warm env after idle",
+        left.len()
+    ));
+    remove_containers(left);
+    let _ = std::fs::remove_file(&marks);
 }
 
 /// The fixture service's image, built from the workspace's binary (skipped when unchanged).
