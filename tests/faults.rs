@@ -129,6 +129,24 @@ signal_children! {
     child_kill_start "flt_kill_start", child_kill_ready "flt_kill_ready", child_kill_body "flt_kill_body";
 }
 
+/// An env partitioned (issue 14) when its body ends: by itself, or by a signal.
+#[e2e::test(env = "flt_part_ok")]
+#[ignore]
+async fn child_part_ok(a: Sleeper, b: Sleeper) -> e2e::Result<()> {
+    let _cut = e2e::partition([&*a], [&*b]).await?;
+    mark("body");
+    Ok(())
+}
+
+#[e2e::test(env = "flt_part_kill")]
+#[ignore]
+async fn child_part_kill(a: Sleeper, b: Sleeper) -> e2e::Result<()> {
+    let _cut = e2e::partition([&*a], [&*b]).await?;
+    let _one_way = e2e::partition_one_way([&*b], [&*a]).await?;
+    forever().await;
+    Ok(())
+}
+
 /// Shared envs (issue 13): two tests of one shared env, ending well or one of them badly, a
 /// body ended by a signal, and a body held by several processes of one run.
 #[e2e::test(env = "flt_sh_ok", shared)]
@@ -985,6 +1003,18 @@ fn fault_suite() {
             .push(Box::new(move || run_case(&case, n, |rep, row| signal_rep(sig, Phase::Body, &test, &env, rep, row))));
     }
     cases.push(Box::new(move || run_case("shared env, 3 processes: SIGKILL all", n, shared_holders_killed)));
+    cases.push(outcome(
+        "partitioned: Ok",
+        "child_part_ok::flt_part_ok",
+        "flt_part_ok",
+        true,
+        "test child_part_ok::flt_part_ok ... ok",
+    ));
+    cases.push(Box::new(move || {
+        run_case("partitioned: SIGKILL during body", n, |rep, row| {
+            signal_rep(libc::SIGKILL, Phase::Body, "child_part_kill::flt_part_kill", "flt_part_kill", rep, row)
+        })
+    }));
     cases.push(Box::new(move || run_case("8 envs x 5 containers, 1 process", n, parallel_in_process)));
     cases.push(Box::new(move || run_case("8 envs x 5 containers, 8 processes", n, parallel_processes)));
     cases.push(Box::new(move || run_case("one env name twice, 1 process", n, same_name_in_process)));

@@ -141,6 +141,16 @@ pub enum Error {
         /// What was asked of it.
         operation: &'static str,
     },
+    /// A network fault (a partition, its heal) could not be put in place on a runnable.
+    #[error("{operation} on runnable {runnable:?}: {reason}")]
+    NetworkFault {
+        /// What was being done: "partition [a] from [b, c]", "heal of partition ...".
+        operation: String,
+        /// The runnable whose network it was.
+        runnable: String,
+        /// Why: the helper's output, or what is missing.
+        reason: String,
+    },
     /// An operation that needs a running container found it stopped.
     #[error("runnable {runnable:?} is not running: cannot {operation}")]
     NotRunning {

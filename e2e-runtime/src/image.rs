@@ -121,9 +121,14 @@ impl BinaryImage {
     /// paths and modes in the image, and its configuration, hashed into the label
     /// [`CONTENT_HASH_LABEL`]), in which case it returns at once. Returns the image id.
     pub async fn build(&self) -> Result<String> {
+        let engine = crate::engine::connect().await?;
+        self.build_on(&*engine).await
+    }
+
+    /// [`BinaryImage::build`] on `engine`.
+    pub(crate) async fn build_on(&self, engine: &dyn crate::engine::Engine) -> Result<String> {
         let image = self.clone();
         let (context, hash) = blocking(move || image.context()).await?;
-        let engine = crate::engine::connect().await?;
         let found =
             engine.image(&self.tag).await.map_err(|e| Error::engine(format!("inspecting image {:?}", self.tag), e))?;
         if let Some(found) = found.filter(|f| f.labels.get(CONTENT_HASH_LABEL) == Some(&hash)) {
@@ -132,7 +137,7 @@ impl BinaryImage {
             }
             return Ok(found.id);
         }
-        build(&*engine, &self.tag, context, "Dockerfile", Labels::new(), self.quiet).await
+        build(engine, &self.tag, context, "Dockerfile", Labels::new(), self.quiet).await
     }
 
     /// The build context (the image's tree under `rootfs/`, and a Dockerfile), and the hash of

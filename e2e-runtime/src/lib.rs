@@ -22,6 +22,7 @@ mod logs;
 pub mod metrics;
 pub mod monitoring;
 mod owner;
+mod partition;
 mod paths;
 mod probe;
 mod runnable;
@@ -43,6 +44,7 @@ pub use metrics::{
     less_amongst_two, less_or_equal, Comparator, Composite, Exposition, Matcher, MetricsOptions,
 };
 pub use owner::{ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL};
+pub use partition::{partition, partition_one_way, Partition};
 pub use probe::Probe;
 pub use runnable::{
     start_and_wait_ready, ExecOutput, FutureRunnable, Metrics, Runnable, RunnableBuilder, StartOptions,

@@ -595,6 +595,19 @@ impl Runnable {
         Some((c.id, c.host_ports, c.ip))
     }
 
+    /// The env it is declared in.
+    pub(crate) fn env_of(&self) -> &Env {
+        &self.inner.env
+    }
+
+    /// Its container's id and its address on the env network, for `operation`, once started.
+    pub(crate) fn on_network(&self, operation: &'static str) -> Result<(String, String)> {
+        let id = self.inner.id(operation)?;
+        let ip = self.inner.container().and_then(|c| c.ip);
+        let ip = ip.ok_or_else(|| Error::NotRunning { runnable: self.inner.name.clone(), operation })?;
+        Ok((id, ip))
+    }
+
     /// Whether `other` is this runnable (a clone of it), not another with the same name.
     pub(crate) fn is(&self, other: &Runnable) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
@@ -922,6 +935,7 @@ impl Runnable {
             publish_on: self.engine_publishes().then(|| self.inner.host_address()),
             network: Some(env.inner.network.id.clone()),
             aliases: inner.aliases(),
+            network_of: None,
             init: o.init,
             privileged: o.privileged,
             cap_add: o.cap_add.clone(),

@@ -36,6 +36,9 @@ pub(crate) struct Settings {
     pub host_address: Option<String>,
     /// `E2E_REUSE`: shared envs stay warm across runs, removed after being idle this long.
     pub reuse: Option<std::time::Duration>,
+    /// `E2E_NFT`: the host's `nft` binary that network faults package into their helper image
+    /// (by default the first `nft` on `PATH`, `/usr/sbin` or `/sbin`).
+    pub nft: Option<std::path::PathBuf>,
     /// The variables whose value was refused: (variable, value, accepted values).
     invalid: Vec<(&'static str, String, &'static str)>,
 }
@@ -56,6 +59,7 @@ impl Settings {
                 Err(_) => s.invalid.push(("E2E_HOST_ADDRESS", value, "an IP address, such as 10.0.0.5")),
             }
         }
+        s.nft = lookup("E2E_NFT").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
         if let Some(value) = lookup("E2E_REUSE").filter(|v| !v.is_empty()) {
             match humantime::parse_duration(&value) {
                 Ok(d) => s.reuse = Some(d),

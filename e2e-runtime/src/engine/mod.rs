@@ -156,6 +156,9 @@ pub(crate) struct ContainerSpec {
     /// The network (id) it joins, under these aliases.
     pub network: Option<String>,
     pub aliases: Vec<String>,
+    /// Joins the network namespace of this container (id) instead of a network: a helper
+    /// that acts on that container's network (see [`crate::partition`]).
+    pub network_of: Option<String>,
     pub init: bool,
     pub privileged: bool,
     pub cap_add: Vec<String>,

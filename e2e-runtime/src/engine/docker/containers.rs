@@ -128,7 +128,7 @@ fn body(spec: &ContainerSpec) -> ContainerCreateBody {
     let host_config = HostConfig {
         binds: Some(binds),
         port_bindings,
-        network_mode: spec.network.clone(),
+        network_mode: spec.network_of.as_ref().map(|id| format!("container:{id}")).or(spec.network.clone()),
         init: Some(spec.init),
         privileged: Some(spec.privileged),
         cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
@@ -136,7 +136,7 @@ fn body(spec: &ContainerSpec) -> ContainerCreateBody {
         nano_cpus: spec.limits.cpus.map(|c| (c * 1e9) as i64),
         ..Default::default()
     };
-    let networking_config = spec.network.as_ref().map(|network| {
+    let networking_config = spec.network.as_ref().filter(|_| spec.network_of.is_none()).map(|network| {
         let endpoint = EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() };
         NetworkingConfig { endpoints_config: Some(HashMap::from([(network.clone(), endpoint)])) }
     });

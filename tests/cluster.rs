@@ -1,0 +1,249 @@
+//! Distributed-systems faults (issue 14): partial partitions between runnables, with a
+//! 3-member etcd cluster (the leader cut from one follower, then from both) and with plain
+//! containers (several partitions at once, one-way cuts, errors), on the real engine.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use e2e::{composite, equals, Env, Error, ExecOutput, Probe, Runnable, StartOptions};
+
+const ETCD: &str = "quay.io/coreos/etcd:v3.4.23";
+const BUSYBOX: &str = "busybox:1.35";
+
+/// Three etcd members, each configured with the others' peer addresses (known before start).
+fn etcd_cluster(env: &Env) -> Vec<Runnable> {
+    let names = ["etcd0", "etcd1", "etcd2"];
+    let declared: Vec<_> =
+        names.iter().map(|n| env.runnable(n).with_ports([("client", 2379), ("peer", 2380)]).future()).collect();
+    let cluster = names
+        .iter()
+        .zip(&declared)
+        .map(|(n, f)| format!("{n}=http://{}", f.internal_endpoint("peer").unwrap()))
+        .collect::<Vec<_>>()
+        .join(",");
+    names
+        .iter()
+        .zip(declared)
+        .map(|(name, f)| {
+            let peer = format!("http://{}", f.internal_endpoint("peer").unwrap());
+            let client = format!("http://{}", f.internal_endpoint("client").unwrap());
+            f.init(
+                StartOptions::new(ETCD)
+                    .command([
+                        "/usr/local/bin/etcd".to_string(),
+                        format!("--name={name}"),
+                        format!("--initial-advertise-peer-urls={peer}"),
+                        "--listen-peer-urls=http://0.0.0.0:2380".into(),
+                        "--listen-client-urls=http://0.0.0.0:2379".into(),
+                        format!("--advertise-client-urls={client}"),
+                        format!("--initial-cluster={cluster}"),
+                        "--initial-cluster-state=new".into(),
+                        "--initial-cluster-token=partitions".into(),
+                        // Elections in a few hundred milliseconds, as tests want them.
+                        "--heartbeat-interval=50".into(),
+                        "--election-timeout=500".into(),
+                    ])
+                    .metrics("client")
+                    .readiness(Probe::http("client", "/health").body_contains("\"health\":\"true\""))
+                    .quiet(true),
+            )
+        })
+        .collect()
+}
+
+/// `etcdctl` in `on`, against the member at `endpoint` (`host:port`), with short timeouts.
+async fn ctl(on: &Runnable, endpoint: &str, args: &[&str]) -> e2e::Result<ExecOutput> {
+    let mut cmd = vec![
+        "etcdctl".to_string(),
+        format!("--endpoints=http://{endpoint}"),
+        "--dial-timeout=1s".into(),
+        "--command-timeout=2s".into(),
+    ];
+    cmd.extend(args.iter().map(|a| a.to_string()));
+    on.exec(cmd).await
+}
+
+/// Runs `attempt` until it says yes; fails the test after `patience`.
+async fn eventually<F, Fut>(what: &str, patience: Duration, mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t = Instant::now();
+    while !attempt().await {
+        assert!(t.elapsed() < patience, "{what}: not within {patience:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The member among `of` that says it leads, once one does.
+async fn leader_among(members: &[Runnable], of: &[usize]) -> usize {
+    let t = Instant::now();
+    loop {
+        for &i in of {
+            if members[i].sum_metrics(["etcd_server_is_leader"]).await.map(|v| v[0] == 1.0).unwrap_or(false) {
+                return i;
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "no leader among members {of:?} within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn client(r: &Runnable) -> String {
+    r.internal_endpoint("client").unwrap()
+}
+
+/// Whether a write through `on` (its own client port) is committed.
+async fn put(on: &Runnable, key: &str, value: &str) -> bool {
+    ctl(on, "127.0.0.1:2379", &["put", key, value]).await.map(|o| o.success()).unwrap_or(false)
+}
+
+/// What a linearizable read through `on` finds under `key`.
+async fn get(on: &Runnable, key: &str) -> Option<String> {
+    let out = ctl(on, "127.0.0.1:2379", &["get", key, "--print-value-only"]).await.ok()?;
+    out.success().then(|| out.stdout.trim().to_string())
+}
+
+#[e2e::test(env = "cl_etcd", timeout = "4m")]
+async fn etcd_keeps_a_majority_through_partial_and_full_partitions_of_its_leader(env: &Env) -> e2e::Result<()> {
+    let m = etcd_cluster(env);
+    e2e::start_and_wait_ready(&m).await?;
+    let all = [0, 1, 2];
+    let l = leader_among(&m, &all).await;
+    let (f1, f2) = match l {
+        0 => (1, 2),
+        1 => (0, 2),
+        _ => (0, 1),
+    };
+
+    // The leader cut from one follower only: each still reaches the third member.
+    let cut = e2e::partition([&m[l]], [&m[f1]]).await?;
+    assert!(cut.describe().contains(m[l].name()), "{}", cut.describe());
+    let across = ctl(&m[f1], &client(&m[l]), &["endpoint", "health"]).await?;
+    assert!(!across.success(), "the follower still reaches the leader across the cut: {across:?}");
+    assert!(ctl(&m[f1], &client(&m[f2]), &["endpoint", "health"]).await?.success(), "the follower lost the third");
+    assert!(ctl(&m[l], &client(&m[f2]), &["endpoint", "health"]).await?.success(), "the leader lost the third");
+    // The member that reaches both keeps the cluster writable.
+    eventually("a write through the member that reaches both", Duration::from_secs(30), || put(&m[f2], "partial", "1"))
+        .await;
+    assert_eq!(get(&m[f2], "partial").await.as_deref(), Some("1"));
+    cut.heal().await?;
+    eventually("the follower reaches the leader again", Duration::from_secs(15), || async {
+        ctl(&m[f1], &client(&m[l]), &["endpoint", "health"]).await.map(|o| o.success()).unwrap_or(false)
+    })
+    .await;
+    eventually("the follower reads the write", Duration::from_secs(30), || async {
+        get(&m[f1], "partial").await.as_deref() == Some("1")
+    })
+    .await;
+
+    // The leader cut from both: the two others elect one of them and take writes; the old
+    // leader takes none.
+    let l = leader_among(&m, &all).await;
+    let others: Vec<usize> = all.iter().copied().filter(|&i| i != l).collect();
+    let cut = e2e::partition([&m[l]], [&m[others[0]], &m[others[1]]]).await?;
+    let new = leader_among(&m, &others).await;
+    eventually("a write through the majority", Duration::from_secs(30), || put(&m[new], "majority", "2")).await;
+    assert!(!put(&m[l], "minority", "3").await, "the isolated old leader took a write");
+    assert_eq!(get(&m[others[0]], "majority").await.as_deref(), Some("2"));
+    assert_eq!(get(&m[others[1]], "majority").await.as_deref(), Some("2"));
+    cut.heal().await?;
+    eventually("the old leader reads the majority's write", Duration::from_secs(30), || async {
+        get(&m[l], "majority").await.as_deref() == Some("2")
+    })
+    .await;
+    assert_eq!(get(&m[l], "minority").await.as_deref(), Some(""), "the minority's write was never committed");
+    // One leader again.
+    composite(&m).wait_sum_metrics(equals(1.0), ["etcd_server_is_leader"]).await?;
+    Ok(())
+}
+
+/// A sleeping busybox in the env.
+fn sleeper(env: &Env, name: &str) -> Runnable {
+    env.runnable(name).init(StartOptions::new(BUSYBOX).command(["sleep", "3600"]).quiet(true))
+}
+
+/// Whether `from` gets an answer to a ping of `to` within a second.
+async fn pings(from: &Runnable, to: &Runnable) -> bool {
+    from.exec(["ping", "-c", "1", "-W", "1", to.name()]).await.map(|o| o.success()).unwrap_or(false)
+}
+
+/// Echo requests `r` has received (its kernel's count).
+async fn echoes_received(r: &Runnable) -> u64 {
+    let snmp = r.exec(["cat", "/proc/net/snmp"]).await.unwrap().stdout;
+    let mut icmp = snmp.lines().filter(|l| l.starts_with("Icmp:"));
+    let (names, values) = (icmp.next().unwrap(), icmp.next().unwrap());
+    let at = names.split_whitespace().position(|n| n == "InEchos").unwrap();
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+}
+
+#[e2e::test(env = "cl_many", timeout = "3m")]
+async fn partitions_hold_together_heal_one_by_one_and_cut_one_way(env: &Env) -> e2e::Result<()> {
+    let (a, b, c) = (sleeper(env, "a"), sleeper(env, "b"), sleeper(env, "c"));
+    e2e::start_and_wait_ready([&a, &b, &c]).await?;
+    assert!(pings(&a, &b).await && pings(&b, &c).await && pings(&a, &c).await, "the env network works");
+
+    // Two at once: a|b and b|c; a and c still talk.
+    let ab = e2e::partition([&a], [&b]).await?;
+    let bc = e2e::partition([&b], [&c]).await?;
+    assert!(!pings(&a, &b).await && !pings(&b, &a).await, "a and b talk across their cut");
+    assert!(!pings(&b, &c).await && !pings(&c, &b).await, "b and c talk across their cut");
+    assert!(pings(&a, &c).await && pings(&c, &a).await, "a and c lost each other");
+    ab.heal().await?;
+    assert!(pings(&a, &b).await && pings(&b, &a).await, "a and b still cut after their heal");
+    assert!(!pings(&b, &c).await, "healing a|b healed b|c too");
+    bc.heal().await?;
+    assert!(pings(&b, &c).await, "b and c still cut after their heal");
+
+    // One way, a to b: what a sends to b is lost, what b sends to a arrives (a's answers, to b,
+    // are lost: b's ping fails though a received it).
+    let one_way = e2e::partition_one_way([&a], [&b]).await?;
+    assert!(!pings(&a, &b).await, "a reaches b across a one-way cut");
+    let before = echoes_received(&a).await;
+    assert!(!pings(&b, &a).await, "b got a's answer across the cut");
+    assert!(echoes_received(&a).await > before, "b's echo request did not reach a");
+    assert!(pings(&a, &c).await && pings(&b, &c).await, "the rest of the env was cut");
+    one_way.heal().await?;
+    assert!(pings(&a, &b).await && pings(&b, &a).await);
+    Ok(())
+}
+
+#[e2e::test(env = "cl_bad", timeout = "2m")]
+async fn a_partition_of_what_cannot_be_partitioned_is_an_error_naming_it(env: &Env) -> e2e::Result<()> {
+    let a = sleeper(env, "a");
+    let idle = sleeper(env, "idle");
+    a.start().await?;
+    let e = e2e::partition([&a], [&idle]).await.unwrap_err();
+    assert!(matches!(e, Error::NotStarted { .. }) && e.to_string().contains("\"idle\""), "{e}");
+    let e = e2e::partition([&a], Vec::<&Runnable>::new()).await.unwrap_err();
+    assert!(e.to_string().contains("one group is empty") && e.to_string().contains("\"a\""), "{e}");
+    let e = e2e::partition([&a], [&a]).await.unwrap_err();
+    assert!(e.to_string().contains("in both groups"), "{e}");
+    let other = Env::docker("cl_bad_other").await?;
+    let elsewhere = sleeper(&other, "elsewhere");
+    elsewhere.start().await?;
+    let e = e2e::partition([&a], [&elsewhere]).await.unwrap_err();
+    assert!(e.to_string().contains("\"elsewhere\"") && e.to_string().contains("cl_bad"), "{e}");
+    other.close().await?;
+    Ok(())
+}
+
+/// An env closed while partitioned (its partitions never healed) leaves nothing: no helper
+/// container, nothing of the env.
+#[test]
+fn an_env_closed_while_partitioned_leaves_nothing() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let env = Env::docker("cl_closed").await?;
+        let (a, b, c) = (sleeper(&env, "a"), sleeper(&env, "b"), sleeper(&env, "c"));
+        e2e::start_and_wait_ready([&a, &b, &c]).await?;
+        let _ab = e2e::partition([&a], [&b, &c]).await?;
+        let _bc = e2e::partition_one_way([&b], [&c]).await?;
+        assert!(!pings(&a, &b).await);
+        env.close().await
+    })
+    .unwrap();
+    common::assert_clean("cl_closed");
+}
