@@ -447,7 +447,7 @@ async fn shared(report: &mut Report, repo: &Path) {
     })
     .await;
     summary(report, "suite of 20, shared env", &names, &s, "s", 0, "shared <= 0.15x per-test");
-    let left = left.lock().unwrap();
+    let left = *left.lock().unwrap();
     report.row(format!(
         "{:<28} | e2e per-test {} | e2e shared {} | testcontainers static {} (over {} runs each)",
         "containers left after runs",
@@ -494,7 +494,7 @@ async fn shared_nextest(report: &mut Report, bench: &Path) {
     })
     .await;
     summary(report, "suite of 20, cargo nextest", &names, &s, "s", 0, "shared <= 0.25x per-test");
-    let left = left.lock().unwrap();
+    let left = *left.lock().unwrap();
     report.row(format!(
         "{:<28} | e2e per-test {} | e2e shared {} (30 s after each of {} runs)",
         "containers left, nextest",
