@@ -30,8 +30,8 @@ pub use e2e_runtime::{
     less_amongst_two, less_or_equal, metrics, Comparator, Composite, Exposition, Matcher, MetricsOptions,
 };
 pub use e2e_runtime::{
-    catalog, image, monitoring, partition, partition_one_way, start_and_wait_ready, Declarations, EngineError,
-    EngineErrorKind, Env, Error, ExecOutput, FutureRunnable, Metrics, Partition, Probe, Result, Runnable,
+    catalog, image, monitoring, partition, partition_one_way, start_and_wait_ready, Conditions, Declarations,
+    EngineError, EngineErrorKind, Env, Error, ExecOutput, FutureRunnable, Metrics, Partition, Probe, Result, Runnable,
     RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL,
 };
 

@@ -247,3 +247,68 @@ fn an_env_closed_while_partitioned_leaves_nothing() {
     .unwrap();
     common::assert_clean("cl_closed");
 }
+
+/// The fraction of `n` pings from `from` to `to` left unanswered (busybox's summary).
+async fn ping_loss(from: &Runnable, to: &Runnable, n: usize) -> f64 {
+    let out = from.exec(["ping", "-q", "-c", &n.to_string(), "-i", "0.01", "-W", "1", to.name()]).await.unwrap();
+    let line = out.stdout.lines().find(|l| l.contains("packets received")).unwrap_or_else(|| panic!("{out:?}"));
+    let received: f64 = line.split(", ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    1.0 - received / n as f64
+}
+
+/// Seconds `from` takes to fetch file `file` from `to`'s httpd on port 8080.
+async fn fetch_seconds(from: &Runnable, to: &Runnable, file: &str) -> f64 {
+    let url = format!("http://{}:8080/{file}", to.name());
+    let t = Instant::now();
+    let out = from.exec(["wget", "-q", "-O", "/dev/null", &url]).await.unwrap();
+    let took = t.elapsed().as_secs_f64();
+    assert!(out.success(), "fetching {file}: {out:?}");
+    took
+}
+
+#[e2e::test(env = "cl_cond", timeout = "3m")]
+async fn loss_and_rate_are_what_was_asked_per_runnable_and_per_link(env: &Env) -> e2e::Result<()> {
+    let (a, b, c) = (sleeper(env, "a"), sleeper(env, "b"), sleeper(env, "c"));
+    e2e::start_and_wait_ready([&a, &b, &c]).await?;
+    const N: usize = 400;
+    assert_eq!(ping_loss(&a, &b, N).await, 0.0, "loss before any condition");
+
+    // 30% of what a sends, to anyone.
+    a.set_network(e2e::Conditions::new().loss(0.3)).await?;
+    let (to_b, to_c) = (ping_loss(&a, &b, N).await, ping_loss(&a, &c, N).await);
+    println!("measured: loss 0.30 asked, {to_b:.3} to b and {to_c:.3} to c over {N} pings each");
+    assert!((to_b - 0.3).abs() < 0.1 && (to_c - 0.3).abs() < 0.1, "asked 0.3, measured {to_b} and {to_c}");
+    // And 50% more on the link to b only, replaced at run time by 80%; c keeps a's 30%.
+    a.set_link(&b, e2e::Conditions::new().loss(0.8)).await?;
+    let (to_b, to_c) = (ping_loss(&a, &b, N).await, ping_loss(&a, &c, N).await);
+    let want = 1.0 - 0.7 * 0.2;
+    println!("measured: link loss 0.8 on top of 0.3 ({want:.2} expected), {to_b:.3} to b; {to_c:.3} to c");
+    assert!((to_b - want).abs() < 0.1, "asked {want}, measured {to_b}");
+    assert!((to_c - 0.3).abs() < 0.1, "the link to b changed c's: {to_c}");
+    a.clear_network().await?;
+    assert_eq!(ping_loss(&a, &b, N).await, 0.0, "loss after clear");
+    assert_eq!(ping_loss(&a, &c, N).await, 0.0, "loss after clear");
+
+    // A rate on what b sends: a fetches from b. The limiter's bucket holds a second's worth
+    // (and a burst) when full, so the rate is measured between two sizes, each fetch starting
+    // with a full bucket.
+    b.exec(["sh", "-c", "mkdir -p /www && head -c 500000 /dev/zero > /www/small && head -c 1500000 /dev/zero > /www/large && httpd -p 8080 -h /www"])
+        .await?;
+    let free = fetch_seconds(&a, &b, "large").await;
+    b.set_network(e2e::Conditions::new().rate(250_000)).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let small = fetch_seconds(&a, &b, "small").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let large = fetch_seconds(&a, &b, "large").await;
+    let measured = 1_000_000.0 / (large - small);
+    println!("measured: rate 250000 B/s asked, {measured:.0} B/s (0.5 MB in {small:.2} s, 1.5 MB in {large:.2} s; 1.5 MB free in {free:.3} s)");
+    assert!((0.8..=1.2).contains(&(measured / 250_000.0)), "asked 250000 B/s, measured {measured:.0}");
+    b.set_network(e2e::Conditions::new()).await?;
+    let cleared = fetch_seconds(&a, &b, "large").await;
+    assert!(cleared < large / 4.0, "still limited after clearing: {cleared} s");
+
+    // Bad input names the runnable and the value.
+    let e = a.set_network(e2e::Conditions::new().loss(2.0)).await.unwrap_err();
+    assert!(e.to_string().contains("\"a\"") && e.to_string().contains("loss 2"), "{e}");
+    Ok(())
+}

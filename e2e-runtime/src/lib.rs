@@ -12,6 +12,7 @@
 
 pub mod catalog;
 mod cleanup;
+mod conditions;
 mod engine;
 mod env;
 mod error;
@@ -36,6 +37,7 @@ pub mod testing;
 pub use linkme as __linkme;
 
 pub use catalog::Workload;
+pub use conditions::Conditions;
 pub use env::Env;
 pub use error::{Declarations, EngineError, EngineErrorKind, Error, Result};
 pub use keeper::{SharedDeclaration, SHARED_DECLARATIONS};

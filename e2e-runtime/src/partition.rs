@@ -4,7 +4,8 @@
 //! the env network. It is made of nftables rules in the network namespace of each runnable of
 //! the first group: drop what goes to the second group's addresses and, unless one-way, what
 //! comes from them. Dropped, not refused: a connection across the cut hangs, as across a real
-//! partition. The rules are put in place by a short-lived helper container that joins the
+//! partition. The rules sit on the interface itself (the netdev egress and ingress hooks),
+//! so a sender sees no error either: its packets just never arrive. The rules are put in place by a short-lived helper container that joins the
 //! runnable's network namespace with `NET_ADMIN` and runs `nft`; the helper's image is built
 //! from the host's own `nft` binary (and the libraries it links), so the user's images need
 //! neither `nft` nor the capability. Each partition is a table of its own, so several can hold
@@ -19,6 +20,9 @@ use std::time::Duration;
 use crate::engine::{ContainerSpec, Engine};
 use crate::error::{Error, Result};
 use crate::runnable::Runnable;
+
+/// The container's interface on the env network (its only one).
+pub(crate) const DEVICE: &str = "eth0";
 
 /// The helper image's tag.
 const NFT_IMAGE: &str = "e2e-nft:helper";
@@ -102,14 +106,14 @@ impl Partition {
         let table = format!("e2e_p{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let set = peers.join(", ");
         let mut script = format!(
-            "add table inet {table} ; \
-             add chain inet {table} out {{ type filter hook output priority -10 ; }} ; \
-             add rule inet {table} out ip daddr {{ {set} }} drop"
+            "add table netdev {table} ; \
+             add chain netdev {table} out {{ type filter hook egress device {DEVICE} priority -10 ; }} ; \
+             add rule netdev {table} out ip daddr {{ {set} }} drop"
         );
         if !one_way {
             script.push_str(&format!(
-                " ; add chain inet {table} in {{ type filter hook input priority -10 ; }} ; \
-                 add rule inet {table} in ip saddr {{ {set} }} drop"
+                " ; add chain netdev {table} in {{ type filter hook ingress device {DEVICE} priority -10 ; }} ; \
+                 add rule netdev {table} in ip saddr {{ {set} }} drop"
             ));
         }
         let engine = env.inner.engine.clone();
@@ -148,7 +152,7 @@ impl Partition {
     }
 
     async fn undo(&self) -> Result<()> {
-        let script = format!("delete table inet {}", self.table);
+        let script = format!("delete table netdev {}", self.table);
         let runs = self.sides.iter().map(|r| {
             let script = script.clone();
             async move {
@@ -170,7 +174,7 @@ impl Partition {
 }
 
 /// Builds the helper image from the host's `nft` (once per content: skipped when unchanged).
-async fn ensure_image(engine: &dyn Engine) -> std::result::Result<(), String> {
+pub(crate) async fn ensure_image(engine: &dyn Engine) -> std::result::Result<(), String> {
     static BUILT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     BUILT
         .get_or_try_init(|| async {
@@ -210,7 +214,12 @@ fn nft_binary() -> std::result::Result<std::path::PathBuf, String> {
 
 /// Runs `nft <script>` in the network namespace of container `id`, in a helper container of
 /// the env (labelled as its resources, so a sweep removes one left by a killed process).
-async fn nft(engine: &dyn Engine, env: &crate::env::Env, id: &str, script: &str) -> std::result::Result<(), String> {
+pub(crate) async fn nft(
+    engine: &dyn Engine,
+    env: &crate::env::Env,
+    id: &str,
+    script: &str,
+) -> std::result::Result<(), String> {
     static HELPERS: AtomicU64 = AtomicU64::new(1);
     let name = env.engine_name(&format!("nft{}-{}", std::process::id(), HELPERS.fetch_add(1, Ordering::Relaxed)));
     let spec = ContainerSpec {
