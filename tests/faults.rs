@@ -129,11 +129,12 @@ signal_children! {
     child_kill_start "flt_kill_start", child_kill_ready "flt_kill_ready", child_kill_body "flt_kill_body";
 }
 
-/// An env partitioned (issue 14) when its body ends: by itself, or by a signal.
+/// An env partitioned and shaped (issue 14) when its body ends: by itself, or by a signal.
 #[e2e::test(env = "flt_part_ok")]
 #[ignore]
 async fn child_part_ok(a: Sleeper, b: Sleeper) -> e2e::Result<()> {
     let _cut = e2e::partition([&*a], [&*b]).await?;
+    b.set_network(e2e::Conditions::new().loss(0.1).rate(100_000)).await?;
     mark("body");
     Ok(())
 }
@@ -143,6 +144,7 @@ async fn child_part_ok(a: Sleeper, b: Sleeper) -> e2e::Result<()> {
 async fn child_part_kill(a: Sleeper, b: Sleeper) -> e2e::Result<()> {
     let _cut = e2e::partition([&*a], [&*b]).await?;
     let _one_way = e2e::partition_one_way([&*b], [&*a]).await?;
+    a.set_link(&b, e2e::Conditions::new().loss(0.5)).await?;
     forever().await;
     Ok(())
 }
@@ -1004,14 +1006,14 @@ fn fault_suite() {
     }
     cases.push(Box::new(move || run_case("shared env, 3 processes: SIGKILL all", n, shared_holders_killed)));
     cases.push(outcome(
-        "partitioned: Ok",
+        "partitioned + shaped: Ok",
         "child_part_ok::flt_part_ok",
         "flt_part_ok",
         true,
         "test child_part_ok::flt_part_ok ... ok",
     ));
     cases.push(Box::new(move || {
-        run_case("partitioned: SIGKILL during body", n, |rep, row| {
+        run_case("partitioned + shaped: SIGKILL in body", n, |rep, row| {
             signal_rep(libc::SIGKILL, Phase::Body, "child_part_kill::flt_part_kill", "flt_part_kill", rep, row)
         })
     }));
