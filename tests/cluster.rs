@@ -312,3 +312,46 @@ async fn loss_and_rate_are_what_was_asked_per_runnable_and_per_link(env: &Env) -
     assert!(e.to_string().contains("\"a\"") && e.to_string().contains("loss 2"), "{e}");
     Ok(())
 }
+
+#[e2e::test(env = "cl_peers", timeout = "3m")]
+async fn advertised_member_addresses_are_reachable_through_host_endpoint_of(env: &Env) -> e2e::Result<()> {
+    let m = etcd_cluster(env);
+    e2e::start_and_wait_ready(&m).await?;
+    // What a client discovers: the member list, as etcd advertises it.
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let list: serde_json::Value = http
+        .post(format!("http://{}/v3/cluster/member/list", m[0].endpoint("client")?))
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let urls: Vec<String> = list["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| member["clientURLs"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(urls.len(), 3, "{list}");
+    for url in &urls {
+        // As advertised, the address is the env network's: this process cannot resolve it.
+        assert!(http.get(format!("{url}/health")).send().await.is_err(), "{url} answered from the test process");
+        let reachable = env.host_endpoint_of(&format!("{url}/health"))?;
+        let health = http.get(&reachable).send().await.unwrap().text().await.unwrap();
+        assert!(health.contains("\"health\":\"true\""), "{url} as {reachable}: {health}");
+    }
+    // Each form the network knows a member by.
+    let one = env.host_endpoint_of("etcd1:2379")?;
+    assert_eq!(one, m[1].endpoint("client")?);
+    assert_eq!(env.host_endpoint_of("cl_peers-etcd1:2379")?, one);
+    // Errors name the address and what is wrong.
+    let e = env.host_endpoint_of("etcd1:9999").unwrap_err().to_string();
+    assert!(e.contains("etcd1") && e.contains("9999") && e.contains("client (2379)"), "{e}");
+    let e = env.host_endpoint_of("nobody:2379").unwrap_err().to_string();
+    assert!(e.contains("nobody") && e.contains("etcd0, etcd1, etcd2"), "{e}");
+    let e = env.host_endpoint_of("etcd1").unwrap_err().to_string();
+    assert!(e.contains("\"etcd1\"") && e.contains("<host>:<port>"), "{e}");
+    Ok(())
+}

@@ -69,6 +69,8 @@ pub(crate) struct Declared {
     pub name: String,
     pub container: String,
     pub logs: Arc<crate::logs::LogBuffer>,
+    /// The runnable itself, while it lives (it holds the env: no cycle).
+    pub handle: std::sync::Weak<crate::runnable::Inner>,
 }
 
 #[derive(Debug)]
@@ -265,6 +267,40 @@ impl Env {
     /// The env's directory on this host.
     pub(crate) fn root_dir(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// The endpoint this process reaches for an address that containers of the env use
+    /// (`<name>:<port>`, `<env>-<name>:<port>`, the container's name or address): what a
+    /// cluster advertises to its clients (etcd's member list, Redis Cluster's slots, NATS
+    /// routes), made usable from the test. A URL keeps its scheme and path:
+    /// `http://etcd1:2379/health` becomes `http://127.0.0.1:<port>/health`.
+    ///
+    /// ```no_run
+    /// # fn f(env: &e2e::Env) -> e2e::Result<()> {
+    /// let url = env.host_endpoint_of("http://etcd1:2379")?; // "http://127.0.0.1:49153"
+    /// # Ok(()) }
+    /// ```
+    pub fn host_endpoint_of(&self, address: &str) -> Result<String> {
+        let bad = |reason: String| Error::InvalidName { what: "address", name: address.to_string(), reason };
+        let (scheme, rest) = match address.split_once("://") {
+            Some((scheme, rest)) => (format!("{scheme}://"), rest),
+            None => (String::new(), address),
+        };
+        let (host_port, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+        let (host, port) = host_port
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+            .ok_or_else(|| bad("it is not <host>:<port> (or a URL with both)".into()))?;
+        let declared = self.inner.declared.lock().unwrap().1.clone();
+        let found = declared.iter().filter_map(|d| d.handle.upgrade()).find(|r| r.answers_to(host));
+        match found {
+            Some(r) => Ok(format!("{scheme}{}{path}", r.endpoint_of_port(port)?)),
+            None => Err(bad(format!(
+                "no runnable of env {:?} answers to {host:?} (its runnables: {})",
+                self.inner.name,
+                declared.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
     }
 
     /// The env's name.

@@ -279,10 +279,8 @@ impl RunnableBuilder {
         let dir_rel = format!("data/{}", self.name);
         let exits = self.env.inner.exits.watch(&container);
         let logs = Arc::new(LogBuffer::default());
-        if self.problem.is_none() {
-            self.env.register(Declared { name: self.name.clone(), container: container.clone(), logs: logs.clone() });
-        }
-        FutureRunnable {
+        let registered = self.problem.is_none().then(|| (self.env.clone(), self.name.clone(), container.clone()));
+        let future = FutureRunnable {
             inner: Arc::new(Inner {
                 dir: self.env.shared_dir().join(&dir_rel),
                 internal_dir: format!("{INTERNAL_SHARED_DIR}/{dir_rel}"),
@@ -297,7 +295,12 @@ impl RunnableBuilder {
                 tasks: tokio::sync::Mutex::new(Tasks::default()),
                 phase: Mutex::new(Phase::Declared),
             }),
+        };
+        if let Some((env, name, container)) = registered {
+            let (logs, handle) = (future.inner.logs.clone(), Arc::downgrade(&future.inner));
+            env.register(Declared { name, container, logs, handle });
         }
+        future
     }
 
     /// Configures the runnable.
@@ -383,7 +386,7 @@ pub struct Runnable {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     env: Env,
     name: String,
     container: String,
@@ -451,6 +454,38 @@ impl ExecOutput {
 }
 
 impl Inner {
+    fn endpoint(&self, port: &str) -> Result<String> {
+        self.port(port)?;
+        let Some(container) = self.container() else {
+            return Err(Error::NotStarted { runnable: self.name.clone(), operation: "get an endpoint" });
+        };
+        match container.host_ports.get(port) {
+            Some(p) => Ok(format!("{}:{p}", self.host_address())),
+            None => Err(Error::NotRunning { runnable: self.name.clone(), operation: "get an endpoint" }),
+        }
+    }
+
+    /// Whether the env network knows it as `host`: its name, `<env>-<name>`, its container's
+    /// name or its address there.
+    pub(crate) fn answers_to(&self, host: &str) -> bool {
+        host == self.name
+            || host == self.container
+            || host == format!("{}-{}", self.env.name(), self.name)
+            || self.container().and_then(|c| c.ip).is_some_and(|ip| ip == host)
+    }
+
+    /// The host endpoint of its container port `port`.
+    pub(crate) fn endpoint_of_port(&self, port: u16) -> Result<String> {
+        let Some((name, _)) = self.ports.iter().find(|(_, p)| *p == port) else {
+            return Err(Error::UnknownPort {
+                runnable: self.name.clone(),
+                port: port.to_string(),
+                known: self.ports.iter().map(|(n, p)| format!("{n} ({p})")).collect(),
+            });
+        };
+        self.endpoint(name)
+    }
+
     fn internal_endpoint(&self, port: &str) -> Result<String> {
         let p = self.port(port)?;
         Ok(format!("{}:{p}", self.internal_host()))
@@ -643,14 +678,7 @@ impl Runnable {
     /// Served by this process unless the engine publishes the port
     /// ([`StartOptions::publish_ports`]).
     pub fn endpoint(&self, port: &str) -> Result<String> {
-        self.inner.port(port)?;
-        let Some(container) = self.inner.container() else {
-            return Err(Error::NotStarted { runnable: self.inner.name.clone(), operation: "get an endpoint" });
-        };
-        match container.host_ports.get(port) {
-            Some(p) => Ok(format!("{}:{p}", self.inner.host_address())),
-            None => Err(Error::NotRunning { runnable: self.inner.name.clone(), operation: "get an endpoint" }),
-        }
+        self.inner.endpoint(port)
     }
 
     /// The runnable's directory on the host (inside the env's shared directory).
