@@ -273,3 +273,109 @@ impl Prometheus {
         })
     }
 }
+
+/// A cluster of [`Etcd`] members, each configured with the others' peer addresses (known
+/// before any starts), elections tuned for tests (50 ms heartbeats, 500 ms election timeout).
+/// Members are `<name>0`, `<name>1`..., typed `Etcd` with their accessors.
+///
+/// ```no_run
+/// # async fn f(env: &e2e::Env) -> e2e::Result<()> {
+/// let cluster = e2e::db::EtcdCluster::new(env, "etcd", 3);
+/// cluster.start_and_wait_ready().await?;
+/// let leader = cluster.leader().await?;
+/// let cut = e2e::partition([leader], cluster.followers().await?).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct EtcdCluster {
+    members: Vec<Etcd>,
+}
+
+impl EtcdCluster {
+    /// Declares `n` members in `env`, named `<name>0`...
+    pub fn new(env: &crate::Env, name: &str, n: usize) -> Self {
+        let ahead: Vec<(String, EtcdFuture)> = (0..n)
+            .map(|i| {
+                let member = format!("{name}{i}");
+                let future = Etcd::ahead(env, &member);
+                (member, future)
+            })
+            .collect();
+        let cluster: Vec<String> =
+            ahead.iter().map(|(m, f)| format!("{m}=http://{}", f.peer_internal_endpoint())).collect();
+        let cluster = cluster.join(",");
+        let token = format!("{}-{name}", env.name());
+        let members = ahead
+            .into_iter()
+            .map(|(member, f)| {
+                let command = [
+                    "/usr/local/bin/etcd".to_string(),
+                    format!("--name={member}"),
+                    format!("--initial-advertise-peer-urls=http://{}", f.peer_internal_endpoint()),
+                    "--listen-peer-urls=http://0.0.0.0:2380".into(),
+                    "--listen-client-urls=http://0.0.0.0:2379".into(),
+                    format!("--advertise-client-urls=http://{}", f.client_internal_endpoint()),
+                    format!("--initial-cluster={cluster}"),
+                    "--initial-cluster-state=new".into(),
+                    format!("--initial-cluster-token={token}"),
+                    "--heartbeat-interval=50".into(),
+                    "--election-timeout=500".into(),
+                ];
+                f.init_options(Etcd::options().command(command))
+            })
+            .collect();
+        EtcdCluster { members }
+    }
+
+    /// Its members.
+    pub fn members(&self) -> &[Etcd] {
+        &self.members
+    }
+
+    /// Every member's client endpoint for the test process (`127.0.0.1:<port>`), once started.
+    pub fn client_endpoints(&self) -> Result<Vec<String>> {
+        self.members.iter().map(|m| m.client_endpoint()).collect()
+    }
+
+    /// Starts every member at once (a member is ready once the cluster has a leader).
+    pub async fn start_and_wait_ready(&self) -> Result<()> {
+        crate::start_and_wait_ready(&self.members).await
+    }
+
+    /// The member that says it leads (`etcd_server_is_leader`), once one does: waits for an
+    /// election for up to 30 s.
+    pub async fn leader(&self) -> Result<&Etcd> {
+        self.leader_among(self.members.iter()).await
+    }
+
+    /// The members but the leader (waiting for one, as [`EtcdCluster::leader`]).
+    pub async fn followers(&self) -> Result<Vec<&Etcd>> {
+        let leader = self.leader().await?.name().to_string();
+        Ok(self.members.iter().filter(|m| m.name() != leader).collect())
+    }
+
+    /// The member among `these` that says it leads, once one does (up to 30 s): the new leader
+    /// of a majority, say.
+    pub async fn leader_among<'a>(&self, these: impl IntoIterator<Item = &'a Etcd>) -> Result<&'a Etcd> {
+        let these: Vec<&Etcd> = these.into_iter().collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            for m in &these {
+                if m.sum_metrics(["etcd_server_is_leader"]).await.map(|v| v[0] == 1.0).unwrap_or(false) {
+                    return Ok(m);
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                let names: Vec<&str> = these.iter().map(|m| m.name()).collect();
+                return Err(Error::NotReady {
+                    runnable: names.join(", "),
+                    probe: "etcd_server_is_leader == 1 on one of them".into(),
+                    waited: std::time::Duration::from_secs(30),
+                    last_error: "no member says it leads".into(),
+                    logs: Vec::new(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}

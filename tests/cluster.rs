@@ -6,51 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use e2e::{composite, equals, Env, Error, ExecOutput, Probe, Runnable, StartOptions};
-
-const ETCD: &str = "quay.io/coreos/etcd:v3.4.23";
+use e2e::db::{Etcd, EtcdCluster};
+use e2e::{composite, equals, Env, Error, ExecOutput, Runnable, StartOptions};
 const BUSYBOX: &str = "busybox:1.35";
-
-/// Three etcd members, each configured with the others' peer addresses (known before start).
-fn etcd_cluster(env: &Env) -> Vec<Runnable> {
-    let names = ["etcd0", "etcd1", "etcd2"];
-    let declared: Vec<_> =
-        names.iter().map(|n| env.runnable(n).with_ports([("client", 2379), ("peer", 2380)]).future()).collect();
-    let cluster = names
-        .iter()
-        .zip(&declared)
-        .map(|(n, f)| format!("{n}=http://{}", f.internal_endpoint("peer").unwrap()))
-        .collect::<Vec<_>>()
-        .join(",");
-    names
-        .iter()
-        .zip(declared)
-        .map(|(name, f)| {
-            let peer = format!("http://{}", f.internal_endpoint("peer").unwrap());
-            let client = format!("http://{}", f.internal_endpoint("client").unwrap());
-            f.init(
-                StartOptions::new(ETCD)
-                    .command([
-                        "/usr/local/bin/etcd".to_string(),
-                        format!("--name={name}"),
-                        format!("--initial-advertise-peer-urls={peer}"),
-                        "--listen-peer-urls=http://0.0.0.0:2380".into(),
-                        "--listen-client-urls=http://0.0.0.0:2379".into(),
-                        format!("--advertise-client-urls={client}"),
-                        format!("--initial-cluster={cluster}"),
-                        "--initial-cluster-state=new".into(),
-                        "--initial-cluster-token=partitions".into(),
-                        // Elections in a few hundred milliseconds, as tests want them.
-                        "--heartbeat-interval=50".into(),
-                        "--election-timeout=500".into(),
-                    ])
-                    .metrics("client")
-                    .readiness(Probe::http("client", "/health").body_contains("\"health\":\"true\""))
-                    .quiet(true),
-            )
-        })
-        .collect()
-}
 
 /// `etcdctl` in `on`, against the member at `endpoint` (`host:port`), with short timeouts.
 async fn ctl(on: &Runnable, endpoint: &str, args: &[&str]) -> e2e::Result<ExecOutput> {
@@ -77,20 +35,6 @@ where
     }
 }
 
-/// The member among `of` that says it leads, once one does.
-async fn leader_among(members: &[Runnable], of: &[usize]) -> usize {
-    let t = Instant::now();
-    loop {
-        for &i in of {
-            if members[i].sum_metrics(["etcd_server_is_leader"]).await.map(|v| v[0] == 1.0).unwrap_or(false) {
-                return i;
-            }
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "no leader among members {of:?} within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn client(r: &Runnable) -> String {
     r.internal_endpoint("client").unwrap()
 }
@@ -108,55 +52,53 @@ async fn get(on: &Runnable, key: &str) -> Option<String> {
 
 #[e2e::test(env = "cl_etcd", timeout = "4m")]
 async fn etcd_keeps_a_majority_through_partial_and_full_partitions_of_its_leader(env: &Env) -> e2e::Result<()> {
-    let m = etcd_cluster(env);
-    e2e::start_and_wait_ready(&m).await?;
-    let all = [0, 1, 2];
-    let l = leader_among(&m, &all).await;
-    let (f1, f2) = match l {
-        0 => (1, 2),
-        1 => (0, 2),
-        _ => (0, 1),
-    };
+    let cluster = EtcdCluster::new(env, "etcd", 3);
+    cluster.start_and_wait_ready().await?;
+    assert_eq!(cluster.client_endpoints()?.len(), 3);
+    let l = cluster.leader().await?;
+    let followers = cluster.followers().await?;
+    let (f1, f2) = (followers[0], followers[1]);
+    assert!(f1.name() != l.name() && f2.name() != l.name());
 
     // The leader cut from one follower only: each still reaches the third member.
-    let cut = e2e::partition([&m[l]], [&m[f1]]).await?;
-    assert!(cut.describe().contains(m[l].name()), "{}", cut.describe());
-    let across = ctl(&m[f1], &client(&m[l]), &["endpoint", "health"]).await?;
+    let cut = e2e::partition([l], [f1]).await?;
+    assert!(cut.describe().contains(l.name()), "{}", cut.describe());
+    let across = ctl(f1, &client(l), &["endpoint", "health"]).await?;
     assert!(!across.success(), "the follower still reaches the leader across the cut: {across:?}");
-    assert!(ctl(&m[f1], &client(&m[f2]), &["endpoint", "health"]).await?.success(), "the follower lost the third");
-    assert!(ctl(&m[l], &client(&m[f2]), &["endpoint", "health"]).await?.success(), "the leader lost the third");
+    assert!(ctl(f1, &client(f2), &["endpoint", "health"]).await?.success(), "the follower lost the third");
+    assert!(ctl(l, &client(f2), &["endpoint", "health"]).await?.success(), "the leader lost the third");
     // The member that reaches both keeps the cluster writable.
-    eventually("a write through the member that reaches both", Duration::from_secs(30), || put(&m[f2], "partial", "1"))
+    eventually("a write through the member that reaches both", Duration::from_secs(30), || put(f2, "partial", "1"))
         .await;
-    assert_eq!(get(&m[f2], "partial").await.as_deref(), Some("1"));
+    assert_eq!(get(f2, "partial").await.as_deref(), Some("1"));
     cut.heal().await?;
     eventually("the follower reaches the leader again", Duration::from_secs(15), || async {
-        ctl(&m[f1], &client(&m[l]), &["endpoint", "health"]).await.map(|o| o.success()).unwrap_or(false)
+        ctl(f1, &client(l), &["endpoint", "health"]).await.map(|o| o.success()).unwrap_or(false)
     })
     .await;
     eventually("the follower reads the write", Duration::from_secs(30), || async {
-        get(&m[f1], "partial").await.as_deref() == Some("1")
+        get(f1, "partial").await.as_deref() == Some("1")
     })
     .await;
 
     // The leader cut from both: the two others elect one of them and take writes; the old
     // leader takes none.
-    let l = leader_among(&m, &all).await;
-    let others: Vec<usize> = all.iter().copied().filter(|&i| i != l).collect();
-    let cut = e2e::partition([&m[l]], [&m[others[0]], &m[others[1]]]).await?;
-    let new = leader_among(&m, &others).await;
-    eventually("a write through the majority", Duration::from_secs(30), || put(&m[new], "majority", "2")).await;
-    assert!(!put(&m[l], "minority", "3").await, "the isolated old leader took a write");
-    assert_eq!(get(&m[others[0]], "majority").await.as_deref(), Some("2"));
-    assert_eq!(get(&m[others[1]], "majority").await.as_deref(), Some("2"));
+    let l = cluster.leader().await?;
+    let others = cluster.followers().await?;
+    let cut = e2e::partition([l], others.iter().copied()).await?;
+    let new = cluster.leader_among(others.iter().copied()).await?;
+    eventually("a write through the majority", Duration::from_secs(30), || put(new, "majority", "2")).await;
+    assert!(!put(l, "minority", "3").await, "the isolated old leader took a write");
+    assert_eq!(get(others[0], "majority").await.as_deref(), Some("2"));
+    assert_eq!(get(others[1], "majority").await.as_deref(), Some("2"));
     cut.heal().await?;
     eventually("the old leader reads the majority's write", Duration::from_secs(30), || async {
-        get(&m[l], "majority").await.as_deref() == Some("2")
+        get(l, "majority").await.as_deref() == Some("2")
     })
     .await;
-    assert_eq!(get(&m[l], "minority").await.as_deref(), Some(""), "the minority's write was never committed");
+    assert_eq!(get(l, "minority").await.as_deref(), Some(""), "the minority's write was never committed");
     // One leader again.
-    composite(&m).wait_sum_metrics(equals(1.0), ["etcd_server_is_leader"]).await?;
+    composite(cluster.members()).wait_sum_metrics(equals(1.0), ["etcd_server_is_leader"]).await?;
     Ok(())
 }
 
@@ -315,8 +257,9 @@ async fn loss_and_rate_are_what_was_asked_per_runnable_and_per_link(env: &Env) -
 
 #[e2e::test(env = "cl_peers", timeout = "3m")]
 async fn advertised_member_addresses_are_reachable_through_host_endpoint_of(env: &Env) -> e2e::Result<()> {
-    let m = etcd_cluster(env);
-    e2e::start_and_wait_ready(&m).await?;
+    let cluster = EtcdCluster::new(env, "etcd", 3);
+    cluster.start_and_wait_ready().await?;
+    let m = cluster.members();
     // What a client discovers: the member list, as etcd advertises it.
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let list: serde_json::Value = http
@@ -353,5 +296,22 @@ async fn advertised_member_addresses_are_reachable_through_host_endpoint_of(env:
     assert!(e.contains("nobody") && e.contains("etcd0, etcd1, etcd2"), "{e}");
     let e = env.host_endpoint_of("etcd1").unwrap_err().to_string();
     assert!(e.contains("\"etcd1\"") && e.contains("<host>:<port>"), "{e}");
+    Ok(())
+}
+
+#[e2e::test(env = "cl_replicas", timeout = "2m")]
+async fn replicas_are_named_by_index_and_go_to_start_and_composite_as_they_are(env: &Env) -> e2e::Result<()> {
+    // Two independent single-member etcds: each leads its own.
+    let replicas = Etcd::replicas(env, "solo", 2);
+    assert_eq!(replicas.iter().map(|r| r.name()).collect::<Vec<_>>(), ["solo0", "solo1"]);
+    e2e::start_and_wait_ready(&replicas).await?;
+    composite(&replicas).wait_sum_metrics(equals(2.0), ["etcd_server_is_leader"]).await?;
+    // The deferred form hands out its addresses before it is configured.
+    let ahead = Etcd::ahead(env, "later");
+    let peer = ahead.peer_internal_endpoint();
+    assert!(peer.starts_with("cl_replicas-later") && peer.ends_with(":2380"), "{peer}");
+    let later = ahead.init_default();
+    later.start_and_wait_ready().await?;
+    assert_eq!(later.peer_internal_endpoint(), peer);
     Ok(())
 }

@@ -110,8 +110,8 @@ impl Runnable {
     /// (links keep theirs). `Conditions::new()` clears them.
     ///
     /// ```no_run
-    /// # async fn f(r: &e2e::Runnable) -> e2e::Result<()> {
-    /// r.set_network(e2e::Conditions::new().loss(0.2).rate(125_000)).await?; // 20% lost, 1 Mbit/s
+    /// # async fn f(r: &e2e_runtime::Runnable) -> e2e_runtime::Result<()> {
+    /// r.set_network(e2e_runtime::Conditions::new().loss(0.2).rate(125_000)).await?; // 20% lost, 1 Mbit/s
     /// # Ok(()) }
     /// ```
     pub async fn set_network(&self, conditions: Conditions) -> Result<()> {

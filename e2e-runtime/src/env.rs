@@ -276,7 +276,7 @@ impl Env {
     /// `http://etcd1:2379/health` becomes `http://127.0.0.1:<port>/health`.
     ///
     /// ```no_run
-    /// # fn f(env: &e2e::Env) -> e2e::Result<()> {
+    /// # fn f(env: &e2e_runtime::Env) -> e2e_runtime::Result<()> {
     /// let url = env.host_endpoint_of("http://etcd1:2379")?; // "http://127.0.0.1:49153"
     /// # Ok(()) }
     /// ```

@@ -31,31 +31,32 @@ const NFT_IMAGE: &str = "e2e-nft:helper";
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
 /// Cuts the traffic between the runnables of `a` and those of `b`, both ways; each keeps the
-/// rest of the env network. Every runnable must be started, and all in one env. Undone by
+/// rest of the env network (runnables or workloads). Every runnable must be started, and all in one env. Undone by
 /// [`Partition::heal`], and by the env's close in any case.
 ///
 /// ```no_run
-/// # async fn f(a: &e2e::Runnable, b: &e2e::Runnable, c: &e2e::Runnable) -> e2e::Result<()> {
-/// let cut = e2e::partition([a], [b, c]).await?; // a is alone; b and c still talk
+/// # async fn f(a: &e2e_runtime::Runnable, b: &e2e_runtime::Runnable, c: &e2e_runtime::Runnable) -> e2e_runtime::Result<()> {
+/// let cut = e2e_runtime::partition([a], [b, c]).await?; // a is alone; b and c still talk
 /// // ...
 /// cut.heal().await?;
 /// # Ok(()) }
 /// ```
-pub async fn partition<'a, 'b>(
-    a: impl IntoIterator<Item = &'a Runnable>,
-    b: impl IntoIterator<Item = &'b Runnable>,
+pub async fn partition<'a, 'b, A: AsRef<Runnable> + 'a, B: AsRef<Runnable> + 'b>(
+    a: impl IntoIterator<Item = &'a A>,
+    b: impl IntoIterator<Item = &'b B>,
 ) -> Result<Partition> {
-    Partition::make(a.into_iter().collect(), b.into_iter().collect(), false).await
+    Partition::make(a.into_iter().map(AsRef::as_ref).collect(), b.into_iter().map(AsRef::as_ref).collect(), false).await
 }
 
 /// Cuts what the runnables of `from` send to those of `to`, one way: packets from `to` still
 /// arrive. (A TCP connection needs both ways: none opens across a one-way cut, in either
 /// direction; datagrams from `to` still arrive.)
-pub async fn partition_one_way<'a, 'b>(
-    from: impl IntoIterator<Item = &'a Runnable>,
-    to: impl IntoIterator<Item = &'b Runnable>,
+pub async fn partition_one_way<'a, 'b, A: AsRef<Runnable> + 'a, B: AsRef<Runnable> + 'b>(
+    from: impl IntoIterator<Item = &'a A>,
+    to: impl IntoIterator<Item = &'b B>,
 ) -> Result<Partition> {
-    Partition::make(from.into_iter().collect(), to.into_iter().collect(), true).await
+    Partition::make(from.into_iter().map(AsRef::as_ref).collect(), to.into_iter().map(AsRef::as_ref).collect(), true)
+        .await
 }
 
 /// A partition in place: [`Partition::heal`] undoes it. Dropping the handle leaves it in place

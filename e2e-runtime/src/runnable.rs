@@ -345,6 +345,12 @@ impl RunnableBuilder {
     }
 }
 
+impl AsRef<Runnable> for Runnable {
+    fn as_ref(&self) -> &Runnable {
+        self
+    }
+}
+
 /// A runnable whose addresses are known but whose start options are not yet given.
 #[derive(Clone, Debug)]
 pub struct FutureRunnable {
@@ -1268,10 +1274,14 @@ async fn follow_logs(
 /// Starts all these runnables and waits until each is ready, in parallel. Once every one has
 /// finished starting or failed, every failure is returned: the error itself for one,
 /// [`Error::Many`] for several.
-pub async fn start_and_wait_ready<'a, I>(runnables: I) -> Result<()>
+///
+/// It takes runnables or workloads (anything that is [`AsRef<Runnable>`]): `[&a, &b]`, or a
+/// vector of them by reference (`&Etcd::replicas(&env, "etcd", 3)`).
+pub async fn start_and_wait_ready<'a, I, R>(runnables: I) -> Result<()>
 where
-    I: IntoIterator<Item = &'a Runnable>,
+    I: IntoIterator<Item = &'a R>,
+    R: AsRef<Runnable> + 'a,
 {
-    let all = runnables.into_iter().map(|r| r.start_and_wait_ready());
+    let all = runnables.into_iter().map(|r| r.as_ref().start_and_wait_ready());
     Error::all(futures_util::future::join_all(all).await.into_iter().filter_map(|r| r.err()).collect())
 }

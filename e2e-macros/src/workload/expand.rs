@@ -88,6 +88,42 @@ fn expand_workload(w: &Workload) -> TokenStream {
             }
         }
     });
+    // The deferred form: declared with its addresses known, configured later.
+    let future_name = format_ident!("{}Future", type_name, span = name.span());
+    let future_doc = format!(
+        "`{type_name}` declared ahead (from `{type_name}::ahead`): its internal addresses are known before it \
+         is configured, so they can go into other workloads' options (a cluster's members); `init` makes it a \
+         `{type_name}`."
+    );
+    let future_endpoints = w.ports.iter().map(|p| {
+        let (port, number) = (p.name.unraw().to_string(), p.number);
+        let internal = format_ident!("{}_internal_endpoint", port, span = p.name.span());
+        let internal_doc = format!("The address of port `{port}` inside the env network: `<container>:{number}`.");
+        quote! {
+            #[doc = #internal_doc]
+            pub fn #internal(&self) -> ::std::string::String {
+                self.runnable.internal_endpoint(#port).expect("a declared port has an internal endpoint")
+            }
+        }
+    });
+    let replicas = defaults.as_ref().map(|_| {
+        quote! {
+            /// Declares `n` of it in `env`, with the default parameters, named `<name>0`,
+            /// `<name>1`... (a vector that `e2e::start_and_wait_ready` and `e2e::composite` take
+            /// as it is).
+            pub fn replicas(#env: &::e2e::Env, #runnable_name: &str, n: usize) -> ::std::vec::Vec<Self> {
+                (0..n).map(|i| Self::new(#env, &::std::format!("{}{}", #runnable_name, i))).collect()
+            }
+        }
+    });
+    let init_default = defaults.as_ref().map(|defaults| {
+        quote! {
+            /// Configures it with the default parameters.
+            pub fn init_default(self) -> #name {
+                self.init(#(#defaults),*)
+            }
+        }
+    });
     let workload_impl = new.is_some().then(|| {
         quote! {
             #(#cfgs)*
@@ -155,6 +191,47 @@ fn expand_workload(w: &Workload) -> TokenStream {
 
             /// Its runnable: start, stop, exec, logs, metrics...
             pub fn runnable(&self) -> &::e2e::Runnable {
+                &self.runnable
+            }
+
+            #replicas
+
+            /// Declares it in `env` as `name` without configuring it yet: its addresses are
+            /// known at once (see the deferred form's `init`).
+            pub fn ahead(#env: &::e2e::Env, #runnable_name: &str) -> #future_name {
+                #future_name { runnable: #env.runnable(#runnable_name)#with_ports.future() }
+            }
+        }
+
+        #[doc = #future_doc]
+        #(#cfgs)*
+        #[derive(::core::fmt::Debug)]
+        #[allow(dead_code)]
+        #vis struct #future_name {
+            runnable: ::e2e::FutureRunnable,
+        }
+
+        #(#cfgs)*
+        #[allow(dead_code)]
+        impl #future_name {
+            #(#future_endpoints)*
+
+            /// Configures it with these parameters.
+            pub fn init(self #(, #params)*) -> #name {
+                self.init_options(#name::options(#(#param_names),*))
+            }
+
+            #init_default
+
+            /// Configures it with `options` (its own, `options(..)`, changed: a member's flags).
+            pub fn init_options(self, options: ::e2e::StartOptions) -> #name {
+                #name { runnable: self.runnable.init(options) }
+            }
+        }
+
+        #(#cfgs)*
+        impl ::core::convert::AsRef<::e2e::Runnable> for #name {
+            fn as_ref(&self) -> &::e2e::Runnable {
                 &self.runnable
             }
         }
@@ -483,7 +560,42 @@ mod tests {
             #[cfg(unix)]
             W { image: "w" }
         ));
-        assert_eq!(out.matches("#[cfg(unix)]").count(), 5, "{out}");
+        // The type, its impl, the deferred type and its impl, AsRef, Deref, Workload, the
+        // catalog entry.
+        assert_eq!(out.matches("#[cfg(unix)]").count(), 8, "{out}");
+    }
+
+    #[test]
+    fn a_deferred_form_with_addresses_and_replicas() {
+        let out = expanded(quote!(
+            pub W(v: u32 = 1) { image: "w", ports: { peer: 2380 } }
+        ));
+        for piece in [
+            quote!(
+                pub fn ahead(env: &::e2e::Env, name: &str) -> WFuture {
+                    WFuture { runnable: env.runnable(name).with_ports([("peer", 2380u16)]).future() }
+                }
+            ),
+            quote!(
+                pub struct WFuture {
+                    runnable: ::e2e::FutureRunnable,
+                }
+            ),
+            quote!(pub fn peer_internal_endpoint(&self) -> ::std::string::String),
+            quote!(
+                pub fn init(self, v: u32) -> W {
+                    self.init_options(W::options(v))
+                }
+            ),
+            quote!(
+                pub fn init_default(self) -> W {
+                    self.init(1)
+                }
+            ),
+            quote!(pub fn replicas(env: &::e2e::Env, name: &str, n: usize) -> ::std::vec::Vec<Self>),
+        ] {
+            assert!(out.contains(&squash(&piece)), "missing {piece}\nin {out}");
+        }
     }
 
     #[test]

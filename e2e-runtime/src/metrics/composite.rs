@@ -116,14 +116,15 @@ pub struct Composite {
 }
 
 /// A [`Composite`] over these runnables.
-pub fn composite<'a>(runnables: impl IntoIterator<Item = &'a Runnable>) -> Composite {
+/// (runnables, or workloads: anything that is [`AsRef<Runnable>`]).
+pub fn composite<'a, R: AsRef<Runnable> + 'a>(runnables: impl IntoIterator<Item = &'a R>) -> Composite {
     Composite::new(runnables)
 }
 
 impl Composite {
     /// A composite over these runnables.
-    pub fn new<'a>(runnables: impl IntoIterator<Item = &'a Runnable>) -> Self {
-        Composite { runnables: runnables.into_iter().cloned().collect() }
+    pub fn new<'a, R: AsRef<Runnable> + 'a>(runnables: impl IntoIterator<Item = &'a R>) -> Self {
+        Composite { runnables: runnables.into_iter().map(|r| r.as_ref().clone()).collect() }
     }
 
     /// Its runnables.
