@@ -238,23 +238,8 @@ fn nextest_processes_of_a_run_share_one_shared_env() {
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("10 tests run: 10 passed"), "{log}");
-    let until = common::docker(&["system", "info", "-f", "{{.SystemTime}}"]);
-    let starts = common::docker(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "label=dev.e2e.env=acc_shared",
-        "--filter",
-        "type=container",
-        "--filter",
-        "event=start",
-        "--format",
-        "{{.Actor.Attributes.name}}",
-    ]);
-    assert_eq!(starts.lines().count(), 1, "one container start for ten processes: {starts}");
+    let starts = common::starts_since("acc_shared", &since);
+    assert_eq!(starts, 1, "one container start for ten processes");
     // The keeper removes the env once the last process's lease has ended, after its grace.
     let t = Instant::now();
     while !leftovers("acc_shared").is_empty() && t.elapsed() < Duration::from_secs(30) {

@@ -191,27 +191,6 @@ fn children(filter: &str, threads: usize) -> Command {
     cmd
 }
 
-/// The containers of env `env` that the engine started since `since` (RFC 3339), by its events.
-fn starts_since(env: &str, since: &str) -> usize {
-    let until = common::docker(&["system", "info", "-f", "{{.SystemTime}}"]);
-    let events = common::docker(&[
-        "events",
-        "--since",
-        since,
-        "--until",
-        &until,
-        "--filter",
-        &format!("label=dev.e2e.env={env}"),
-        "--filter",
-        "type=container",
-        "--filter",
-        "event=start",
-        "--format",
-        "{{.Actor.Attributes.name}}",
-    ]);
-    events.lines().count()
-}
-
 #[test]
 fn the_tests_of_a_shared_env_share_one_container_at_once_and_it_goes_at_exit() {
     let since = common::docker(&["system", "info", "-f", "{{.SystemTime}}"]);
@@ -220,7 +199,7 @@ fn the_tests_of_a_shared_env_share_one_container_at_once_and_it_goes_at_exit() {
     let all = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("test result: FAILED. {SHARERS} passed; 1 failed")), "{all}");
     // One container start for the six tests, counted by the engine.
-    assert_eq!(starts_since("sh_one", &since), 1, "{all}");
+    assert_eq!(common::starts_since("sh_one", &since), 1, "{all}");
     // The failing test's report shows the shared env's runnable and where its logs are.
     assert!(stdout.contains("==== e2e: test share_fails::sh_one failed; env \"sh_one\": 1 runnable(s)"), "{all}");
     assert!(stdout.lines().any(|l| l.starts_with("- b [sh_one-b-") && l.ends_with("]: running")), "{all}");
@@ -267,7 +246,7 @@ fn a_shared_env_goes_at_exit_after_a_pass_a_panic_and_a_timeout() {
     assert!(all.contains("test result: FAILED. 1 passed; 2 failed"), "{all}");
     assert!(all.contains("the shared body panicked"), "{all}");
     assert!(all.contains("test ends_timeout::sh_ends timed out after 2s"), "{all}");
-    assert_eq!(starts_since("sh_ends", &since), 1, "{all}");
+    assert_eq!(common::starts_since("sh_ends", &since), 1, "{all}");
     common::assert_clean("sh_ends");
 }
 
@@ -337,7 +316,7 @@ fn the_processes_of_a_run_share_one_env_which_goes_after_the_last() {
         let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success() && all.contains("test result: ok. 1 passed"), "{all}");
     }
-    assert_eq!(starts_since("sh_across", &since), 1, "one container for the five processes");
+    assert_eq!(common::starts_since("sh_across", &since), 1, "one container for the five processes");
     // The keeper removes it once the last lease has ended, after its grace period.
     wait_clean("sh_across");
 }
@@ -384,9 +363,9 @@ fn a_warm_env_is_reused_recreated_when_changed_and_removed_when_idle() {
     warm_run("8s", "a");
     assert_eq!(running(), 1, "the warm env outlives its run");
     warm_run("8s", "a");
-    assert_eq!(starts_since("sh_warm", &since), 1, "the second run reused it");
+    assert_eq!(common::starts_since("sh_warm", &since), 1, "the second run reused it");
     warm_run("8s", "b");
-    assert_eq!(starts_since("sh_warm", &since), 2, "a changed definition recreated it");
+    assert_eq!(common::starts_since("sh_warm", &since), 2, "a changed definition recreated it");
     assert_eq!(running(), 1, "the old one went");
     // Idle for 8 s: removed, though no test runs again.
     let t = Instant::now();

@@ -63,6 +63,16 @@ pub(crate) struct Instrumented {
 /// The env's running instrumented runnables, by container name.
 pub(crate) type InstrumentedSet = BTreeMap<String, Instrumented>;
 
+/// The client of the env's HTTP probes and scrapes: any certificate, no proxy, 2 s per call.
+fn probe_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("a TLS backend is compiled in")
+}
+
 /// A runnable declared in the env, for diagnostics.
 #[derive(Debug, Clone)]
 pub(crate) struct Declared {
@@ -70,7 +80,16 @@ pub(crate) struct Declared {
     pub container: String,
     pub logs: Arc<crate::logs::LogBuffer>,
     /// The runnable itself, while it lives (it holds the env: no cycle).
-    pub handle: std::sync::Weak<crate::runnable::Inner>,
+    pub handle: std::sync::Weak<dyn Reachable>,
+}
+
+/// What the env asks of a declared runnable to map the addresses its containers use to this
+/// process's endpoints ([`Env::host_endpoint_of`]); the runnable implements it.
+pub(crate) trait Reachable: std::fmt::Debug + Send + Sync {
+    /// Whether the env network knows it as `host`.
+    fn answers_to(&self, host: &str) -> bool;
+    /// The host endpoint of its container port `port`.
+    fn endpoint_of_port(&self, port: u16) -> Result<String>;
 }
 
 #[derive(Debug)]
@@ -186,12 +205,7 @@ impl Env {
         let first = engine.container_events(&Selector::managed().env(name).owner(owner::current()), None);
         let events =
             tokio::spawn(follow_events(engine.clone(), name.to_string(), first, exits.clone(), instrumented.clone()));
-        let http = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .no_proxy()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("a TLS backend is compiled in");
+        let http = probe_client();
         let quiet = crate::settings::get().quiet || sharing;
         Ok(Env {
             inner: Arc::new(EnvInner {
@@ -226,12 +240,7 @@ impl Env {
         validate_env_name(name)?;
         crate::settings::get().check()?;
         let engine = crate::engine::connect().await?;
-        let http = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .no_proxy()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("a TLS backend is compiled in");
+        let http = probe_client();
         Ok(Env {
             inner: Arc::new(EnvInner {
                 name: name.to_string(),

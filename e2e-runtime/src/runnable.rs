@@ -297,7 +297,8 @@ impl RunnableBuilder {
             }),
         };
         if let Some((env, name, container)) = registered {
-            let (logs, handle) = (future.inner.logs.clone(), Arc::downgrade(&future.inner));
+            let logs = future.inner.logs.clone();
+            let handle: std::sync::Weak<dyn crate::env::Reachable> = Arc::downgrade(&future.inner) as _;
             env.register(Declared { name, container, logs, handle });
         }
         future
@@ -392,7 +393,7 @@ pub struct Runnable {
 }
 
 #[derive(Debug)]
-pub(crate) struct Inner {
+struct Inner {
     env: Env,
     name: String,
     container: String,
@@ -469,27 +470,6 @@ impl Inner {
             Some(p) => Ok(format!("{}:{p}", self.host_address())),
             None => Err(Error::NotRunning { runnable: self.name.clone(), operation: "get an endpoint" }),
         }
-    }
-
-    /// Whether the env network knows it as `host`: its name, `<env>-<name>`, its container's
-    /// name or its address there.
-    pub(crate) fn answers_to(&self, host: &str) -> bool {
-        host == self.name
-            || host == self.container
-            || host == format!("{}-{}", self.env.name(), self.name)
-            || self.container().and_then(|c| c.ip).is_some_and(|ip| ip == host)
-    }
-
-    /// The host endpoint of its container port `port`.
-    pub(crate) fn endpoint_of_port(&self, port: u16) -> Result<String> {
-        let Some((name, _)) = self.ports.iter().find(|(_, p)| *p == port) else {
-            return Err(Error::UnknownPort {
-                runnable: self.name.clone(),
-                port: port.to_string(),
-                known: self.ports.iter().map(|(n, p)| format!("{n} ({p})")).collect(),
-            });
-        };
-        self.endpoint(name)
     }
 
     fn internal_endpoint(&self, port: &str) -> Result<String> {
@@ -1206,6 +1186,29 @@ impl Runnable {
         }
         self.inner.update(|c| c.ip = ip);
         Ok(())
+    }
+}
+
+impl crate::env::Reachable for Inner {
+    /// Whether the env network knows it as `host`: its name, `<env>-<name>`, its container's
+    /// name or its address there.
+    fn answers_to(&self, host: &str) -> bool {
+        host == self.name
+            || host == self.container
+            || host == format!("{}-{}", self.env.name(), self.name)
+            || self.container().and_then(|c| c.ip).is_some_and(|ip| ip == host)
+    }
+
+    /// The host endpoint of its container port `port`.
+    fn endpoint_of_port(&self, port: u16) -> Result<String> {
+        let Some((name, _)) = self.ports.iter().find(|(_, p)| *p == port) else {
+            return Err(Error::UnknownPort {
+                runnable: self.name.clone(),
+                port: port.to_string(),
+                known: self.ports.iter().map(|(n, p)| format!("{n} ({p})")).collect(),
+            });
+        };
+        self.endpoint(name)
     }
 }
 

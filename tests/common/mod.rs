@@ -63,3 +63,24 @@ pub fn pooled_networks_of(pid: u32) -> usize {
     let needle = format!("/{pid}/");
     owners.lines().filter(|o| o.contains(&needle)).count()
 }
+
+/// The containers of env `env` that the engine started since `since` (RFC 3339), by its events.
+pub fn starts_since(env: &str, since: &str) -> usize {
+    let until = docker(&["system", "info", "-f", "{{.SystemTime}}"]);
+    let events = docker(&[
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        &format!("label=dev.e2e.env={env}"),
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=start",
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
+    events.lines().count()
+}
