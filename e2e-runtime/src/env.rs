@@ -63,6 +63,15 @@ pub(crate) struct Instrumented {
 /// The env's running instrumented runnables, by container name.
 pub(crate) type InstrumentedSet = BTreeMap<String, Instrumented>;
 
+/// A keeper's running container, as a process attached to its env adopts it (see
+/// [`crate::keeper`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Adopted {
+    pub id: String,
+    pub host_ports: HashMap<String, u16>,
+    pub ip: Option<String>,
+}
+
 /// The client of the env's HTTP probes and scrapes: any certificate, no proxy, 2 s per call.
 fn probe_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -116,7 +125,7 @@ pub(crate) struct EnvInner {
     /// The tag of the run whose names the env's resources carry (this one's, or a keeper's).
     tag: String,
     /// In an env attached to a keeper's: the keeper's containers, by runnable.
-    pub adopt: Option<HashMap<String, crate::keeper::Adopted>>,
+    pub adopt: Option<HashMap<String, Adopted>>,
 }
 
 /// Container name → exit code of its last death (None while it runs), fed by engine events;
@@ -235,7 +244,7 @@ impl Env {
         keeper: &owner::Owner,
         network: crate::cleanup::netpool::Network,
         root: PathBuf,
-        adopt: HashMap<String, crate::keeper::Adopted>,
+        adopt: HashMap<String, Adopted>,
     ) -> Result<Env> {
         validate_env_name(name)?;
         crate::settings::get().check()?;

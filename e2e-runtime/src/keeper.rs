@@ -84,13 +84,7 @@ fn open(path: &Path) -> Result<std::fs::File, String> {
 /// The leases this process holds, until it exits.
 static LEASES: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
 
-/// The runnables of a descriptor, as a test process adopts them.
-#[derive(Debug, Clone)]
-pub(crate) struct Adopted {
-    pub id: String,
-    pub host_ports: HashMap<String, u16>,
-    pub ip: Option<String>,
-}
+use crate::env::Adopted;
 
 /// The keeper's env `env` of run `run`, attached to (its keeper started if need be), with this
 /// process's lease on it.

@@ -575,7 +575,7 @@ impl Runnable {
 
     /// Takes the keeper's running container as this runnable's (an env attached to a keeper's),
     /// following its output.
-    fn adopt(&self, a: crate::keeper::Adopted) {
+    fn adopt(&self, a: crate::env::Adopted) {
         let inner = &self.inner;
         let container =
             Container { id: a.id.clone(), host_ports: a.host_ports, ip: a.ip, logs_from: inner.logs.total() };
