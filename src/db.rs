@@ -35,19 +35,27 @@ use crate::{Error, Result};
 
 crate::workload! {
     /// Prometheus scraping itself every second (job `myself`), with the external label
-    /// `prometheus: <runnable name>`, as efficientgo/e2e's does.
+    /// `prometheus: <runnable name>`, as efficientgo/e2e's does; or on the configuration it is
+    /// given, with the flags it is given.
+    ///
+    /// `Prometheus::with(env, name, Some(config), &["--query.timeout=30s"])` (or
+    /// `Prometheus::ahead(env, name).init(..)`, when the configuration names other workloads'
+    /// internal endpoints): `config` replaces the default configuration, `flags` are added to
+    /// Prometheus's command line. It always runs with `--config.file` (in its directory),
+    /// `--web.enable-lifecycle` and `--web.listen-address=:9090`; `--storage.tsdb.path=/prometheus`
+    /// and `--storage.tsdb.retention.time=1d` unless the flags set those (written `--flag=value`).
     ///
     /// Its configuration lives in its directory ([`Prometheus::config_path`]): written there at
     /// first start unless one is already there, so [`Prometheus::set_config`] before start
-    /// replaces it, and after start replaces it and reloads it (`POST /-/reload`, with
-    /// `--web.enable-lifecycle`). External labels apply to federation, remote write and alerts;
-    /// they do not show in query results.
-    pub Prometheus {
+    /// replaces it, and after start replaces it and reloads it (`POST /-/reload`). External
+    /// labels apply to federation, remote write and alerts; they do not show in query results.
+    pub Prometheus(config: Option<&str> = None, flags: &[&str] = &[]) {
         image: "quay.io/prometheus/prometheus:v2.42.0",
         ports: { http: 9090 },
         metrics: http,
         readiness: http(http, "/-/ready"),
-        entrypoint: ["/bin/sh", "-c", prometheus_start_script()],
+        entrypoint: ["/bin/sh", "-c", prometheus_start_script(), "prometheus", ..flags],
+        env: { E2E_PROMETHEUS_YML: config.unwrap_or("") },
     }
 
     /// Prometheus's node exporter: metrics of the machine it runs on (as a container sees it).
@@ -98,11 +106,14 @@ crate::workload! {
         readiness: tcp(memcached),
     }
 
-    /// Redis, protected mode off (as upstream's image), no persistence configured.
-    pub Redis {
+    /// Redis, protected mode off (as upstream's image), no persistence configured; `args` go to
+    /// `redis-server` as they are: `Redis::with(env, "cache", &["--maxmemory", "10mb"])`, or a
+    /// replica, `Redis::ahead(env, "replica").init(&["--replicaof", host, port])`.
+    pub Redis(args: &[&str] = &[]) {
         image: "redis:7.0.15",
         ports: { redis: 6379 },
         readiness: log("Ready to accept connections"),
+        command: ["redis-server", ..args],
     }
 
     /// A single-member etcd cluster, clients served on every interface (as upstream's docs run
@@ -184,17 +195,24 @@ crate::workload! {
     }
 }
 
-/// Writes the default configuration into the runnable's directory unless one is there, then
-/// runs Prometheus on it. The container's hostname is its runnable's name.
+/// Writes the given configuration (`$E2E_PROMETHEUS_YML`), else the default one, into the
+/// runnable's directory unless one is there, then runs Prometheus on it with the given flags
+/// (`"$@"`). The container's hostname is its runnable's name.
 fn prometheus_start_script() -> String {
     format!(
         "set -e\n\
          dir={shared}/data/$(hostname)\n\
          if [ ! -f \"$dir/prometheus.yml\" ]; then\n\
+         if [ -n \"$E2E_PROMETHEUS_YML\" ]; then\n\
+         printf '%s\\n' \"$E2E_PROMETHEUS_YML\" > \"$dir/prometheus.yml\"\n\
+         else\n\
          cat > \"$dir/prometheus.yml\" <<EOF\n{config}EOF\n\
          fi\n\
-         exec /bin/prometheus --config.file=\"$dir/prometheus.yml\" --storage.tsdb.path=/prometheus \
-         --storage.tsdb.retention.time=1d --web.enable-lifecycle --web.listen-address=:9090",
+         fi\n\
+         case \" $* \" in *' --storage.tsdb.path='*) ;; *) set -- \"$@\" --storage.tsdb.path=/prometheus ;; esac\n\
+         case \" $* \" in *' --storage.tsdb.retention'*) ;; *) set -- \"$@\" --storage.tsdb.retention.time=1d ;; esac\n\
+         exec /bin/prometheus --config.file=\"$dir/prometheus.yml\" --web.enable-lifecycle \
+         --web.listen-address=:9090 \"$@\"",
         shared = "/shared",
         config = Prometheus::default_config("$(hostname)"),
     )

@@ -194,6 +194,82 @@ async fn redis_answers(redis: Redis) -> e2e::Result<()> {
     Ok(())
 }
 
+#[e2e::test(env = "db_redis_args", timeout = "2m")]
+async fn redis_takes_arguments_per_instance_and_replicates(env: &e2e::Env) -> e2e::Result<()> {
+    // Arguments go to redis-server: a memory cap, and a replica of the first declared ahead.
+    let primary = Redis::with(env, "primary", &["--maxmemory", "7mb", "--maxmemory-policy", "allkeys-lru"]);
+    let addr = primary.redis_internal_endpoint();
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let replica = Redis::ahead(env, "replica").init(&["--replicaof", host, port]);
+    e2e::start_and_wait_ready([&primary, &replica]).await?;
+    let cap = primary.exec(["redis-cli", "config", "get", "maxmemory"]).await?;
+    assert_eq!(cap.stdout.split_whitespace().collect::<Vec<_>>(), ["maxmemory", "7340032"], "{cap:?}");
+    let policy = replica.exec(["redis-cli", "config", "get", "maxmemory-policy"]).await?;
+    assert!(policy.stdout.contains("noeviction"), "the replica keeps the default: {policy:?}");
+    assert!(primary.exec(["redis-cli", "set", "greeting", "hello"]).await?.success());
+    eventually("the replica has the primary's write", || async {
+        let got = replica.exec(["redis-cli", "get", "greeting"]).await.map_err(|e| e.to_string())?;
+        if got.stdout.trim() == "hello" {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .await;
+    let role = replica.exec(["redis-cli", "role"]).await?;
+    assert!(role.stdout.starts_with("slave"), "{role:?}");
+    Ok(())
+}
+
+#[e2e::test(env = "db_prometheus_args", timeout = "2m")]
+async fn prometheus_takes_a_config_and_flags_per_instance(env: &e2e::Env) -> e2e::Result<()> {
+    // A Prometheus whose configuration scrapes a node exporter by its internal endpoint, with
+    // its own retention and query timeout; another with the defaults beside it.
+    let exporter = NodeExporter::new(env, "node");
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: node\n    scrape_interval: 1s\n    \
+         static_configs:\n      - targets: ['{}']\n",
+        exporter.http_internal_endpoint()
+    );
+    let flags = ["--storage.tsdb.retention.time=2h", "--query.timeout=17s"];
+    let configured = Prometheus::with(env, "configured", Some(&config), &flags);
+    let plain = Prometheus::new(env, "plain");
+    e2e::start_and_wait_ready([exporter.as_ref(), configured.as_ref(), plain.as_ref()]).await?;
+
+    let flags_of = |p: &Prometheus| {
+        let addr = p.http_endpoint().unwrap();
+        async move {
+            let (_, body) = get(&addr, "/api/v1/status/flags").await;
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["data"].clone()
+        }
+    };
+    let set = flags_of(&configured).await;
+    assert_eq!(set["storage.tsdb.retention.time"], "2h", "{set}");
+    assert_eq!(set["query.timeout"], "17s", "{set}");
+    assert_eq!(set["storage.tsdb.path"], "/prometheus", "{set}");
+    let default = flags_of(&plain).await;
+    assert_eq!(default["storage.tsdb.retention.time"], "1d", "{default}");
+    assert_eq!(default["query.timeout"], "2m", "{default}");
+
+    let written = std::fs::read_to_string(configured.config_path()).unwrap();
+    assert_eq!(written.trim_end(), config.trim_end());
+    let addr = configured.http_endpoint()?;
+    eventually("up{job=\"node\"} == 1 on the configured one", || {
+        let addr = addr.clone();
+        async move {
+            let (_, body) = get(&addr, "/api/v1/query?query=up%7Bjob%3D%22node%22%7D%3D%3D1").await;
+            let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            if v["data"]["result"].as_array().map_or(0, |r| r.len()) == 1 {
+                Ok(())
+            } else {
+                Err(body)
+            }
+        }
+    })
+    .await;
+    Ok(())
+}
+
 #[e2e::test(env = "db_etcd", timeout = "2m")]
 async fn etcd_stores_keys(etcd: Etcd) -> e2e::Result<()> {
     etcd.wait_sum_metrics(equals(1.0), ["etcd_server_has_leader"]).await?;

@@ -266,13 +266,13 @@ fn expand_workload(w: &Workload) -> TokenStream {
 fn start_options(w: &Workload) -> TokenStream {
     let mut options = quote!(::e2e::StartOptions::new(Self::IMAGE));
     if let Some(args) = &w.command {
-        let args = args.iter().map(to_string);
-        options = quote!(#options.command(::std::vec![#(#args),*]));
+        let args = arg_list(args);
+        options = quote!(#options.command(#args));
     }
     match &w.entrypoint {
         Some(Entrypoint::Args(args)) => {
-            let args = args.iter().map(to_string);
-            options = quote!(#options.entrypoint(::std::vec![#(#args),*]));
+            let args = arg_list(args);
+            options = quote!(#options.entrypoint(#args));
         }
         Some(Entrypoint::None) => options = quote!(#options.no_entrypoint()),
         None => {}
@@ -305,6 +305,32 @@ fn start_options(w: &Workload) -> TokenStream {
 }
 
 /// `&str`, `String`, `format!(...)`, numbers: anything `Display`; an error lands on the value.
+/// A `command` or `entrypoint` list as a `Vec<String>`: each element through `ToString`, and an
+/// element written `..expr` spliced in (every item of `expr`, a parameter's `&[&str]` say).
+fn arg_list(args: &[Expr]) -> TokenStream {
+    let spread = |e: &Expr| match e {
+        Expr::Range(r) if r.start.is_none() && matches!(r.limits, syn::RangeLimits::HalfOpen(_)) => r.end.clone(),
+        _ => None,
+    };
+    if !args.iter().any(|e| spread(e).is_some()) {
+        let args = args.iter().map(to_string);
+        return quote!(::std::vec![#(#args),*]);
+    }
+    let pushes = args.iter().map(|e| match spread(e) {
+        Some(items) => quote_spanned!(items.span()=>
+            __args.extend(::std::iter::IntoIterator::into_iter(#items).map(|a| ::std::string::ToString::to_string(&a)));),
+        None => {
+            let arg = to_string(e);
+            quote!(__args.push(#arg);)
+        }
+    });
+    quote!({
+        let mut __args: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        #(#pushes)*
+        __args
+    })
+}
+
 fn to_string(expr: &Expr) -> TokenStream {
     quote_spanned!(expr.span()=> ::std::string::ToString::to_string(&(#expr)))
 }
@@ -541,6 +567,26 @@ mod tests {
         ] {
             assert!(out.contains(&squash(&piece)), "missing {piece}\nin {out}");
         }
+    }
+
+    #[test]
+    fn a_list_splices_what_is_written_with_dots() {
+        let out = expanded(quote! {
+            Cache(args: &[&str] = &[]) {
+                image: "redis:7",
+                command: ["redis-server", ..args],
+                entrypoint: ["/bin/sh", "-c", "exec \"$@\""],
+            }
+        });
+        let want = quote!(.command({
+            let mut __args: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+            __args.push(::std::string::ToString::to_string(&("redis-server")));
+            __args.extend(::std::iter::IntoIterator::into_iter(args).map(|a| ::std::string::ToString::to_string(&a)));
+            __args
+        }));
+        assert!(out.contains(&squash(&want)), "{out}");
+        // Without a splice the list stays a plain vec!.
+        assert!(out.contains(".entrypoint(::std::vec!["), "{out}");
     }
 
     #[test]
