@@ -31,8 +31,8 @@ pub use e2e_runtime::{
 };
 pub use e2e_runtime::{
     catalog, image, monitoring, partition, partition_one_way, start_and_wait_ready, Conditions, Declarations,
-    EngineError, EngineErrorKind, Env, Error, ExecOutput, FutureRunnable, Metrics, Partition, Probe, Result, Runnable,
-    RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL,
+    EngineError, EngineErrorKind, Env, EnvProxy, Error, ExecOutput, FutureRunnable, Metrics, Partition, Probe, Result,
+    Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL,
 };
 
 pub mod db;

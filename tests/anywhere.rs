@@ -433,3 +433,32 @@ async fn partitions_and_peer_addresses_work_on_any_engine() -> e2e::Result<()> {
     assert_clean("any_cut");
     Ok(())
 }
+
+/// The env proxy (SOCKS5 and HTTP) takes the names the containers use to each one's host
+/// endpoint, wherever the engine is: a real client (reqwest) sent through it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_env_proxy_reaches_runnables_by_their_network_names_on_any_engine() -> e2e::Result<()> {
+    let env = Env::docker("any_proxy").await?;
+    let rs: Vec<e2e::Runnable> = ["a", "b"]
+        .iter()
+        .map(|n| env.runnable(n).with_ports([("http", 80)]).init(httpd("").readiness(Probe::http("http", "/"))))
+        .collect();
+    e2e::start_and_wait_ready(&rs).await?;
+    let proxy = env.proxy().await?;
+    for url in [proxy.socks5_url(), proxy.http_url()] {
+        let client = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(&url).unwrap())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        for name in ["a".to_string(), "any_proxy-b".to_string(), rs[1].container_name().to_string()] {
+            let page = client.get(format!("http://{name}/")).send().await;
+            let page = page.unwrap_or_else(|e| panic!("{name} through {url}: {e:?}")).text().await.unwrap();
+            assert!(page.contains("hello-e2e"), "{name} through {url}: {page}");
+        }
+    }
+    drop(proxy);
+    env.close().await?;
+    assert_clean("any_proxy");
+    Ok(())
+}

@@ -299,6 +299,92 @@ async fn advertised_member_addresses_are_reachable_through_host_endpoint_of(env:
     Ok(())
 }
 
+/// A client with proxy support, through the env's proxy (`socks5h://` or `http://`).
+fn through(proxy: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(proxy).unwrap())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+#[e2e::test(env = "cl_proxy", timeout = "3m")]
+async fn clients_follow_advertised_member_addresses_through_the_env_proxy(env: &Env) -> e2e::Result<()> {
+    let cluster = EtcdCluster::new(env, "etcd", 3);
+    cluster.start_and_wait_ready().await?;
+    let m = cluster.members();
+    let proxy = env.proxy().await?;
+    let (socks, http) = (through(&proxy.socks5_url()), through(&proxy.http_url()));
+    // The member list, asked of a member by its network name, through the proxy.
+    let list: serde_json::Value =
+        socks.post("http://etcd0:2379/v3/cluster/member/list").body("{}").send().await.unwrap().json().await.unwrap();
+    let urls: Vec<String> = list["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| member["clientURLs"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(urls.len(), 3, "{list}");
+    let direct = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    for url in &urls {
+        assert!(direct.get(format!("{url}/health")).send().await.is_err(), "{url} answered without the proxy");
+        for (kind, client) in [("socks5", &socks), ("http", &http)] {
+            let health = client.get(format!("{url}/health")).send().await.unwrap().text().await.unwrap();
+            assert!(health.contains("\"health\":\"true\""), "{url} through {kind}: {health}");
+        }
+    }
+    // A write through one member (HTTP proxy), read back through another (SOCKS5): the
+    // gateway's JSON carries keys and values in base64 ("k" is "aw==", "v" is "dg==").
+    let put =
+        http.post(format!("{}/v3/kv/put", urls[2])).body(r#"{"key":"aw==","value":"dg=="}"#).send().await.unwrap();
+    assert!(put.status().is_success(), "{:?}", put.text().await);
+    let got: serde_json::Value = socks
+        .post(format!("{}/v3/kv/range", urls[1]))
+        .body(r#"{"key":"aw=="}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["kvs"][0]["value"], "dg==", "{got}");
+
+    // HTTP CONNECT, as clients tunnel with it: the bytes after the 200 go to the member.
+    let mut tunnel = tokio::net::TcpStream::connect(proxy.address()).await.unwrap();
+    let member = format!("cl_proxy-{}:2379", m[1].name());
+    let connect = format!("CONNECT {member} HTTP/1.1\r\nHost: {member}\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut tunnel, connect.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut tunnel, &mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&head));
+    let mut rest = Vec::new();
+    // The end of the proxy's answer, then the member's.
+    let request = format!("GET /health HTTP/1.1\r\nHost: {member}\r\nConnection: close\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut tunnel, request.as_bytes()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(&mut tunnel, &mut rest))
+        .await
+        .expect("the member answers through the tunnel")
+        .unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("\"health\":\"true\""), "{rest}");
+
+    // An address outside the env goes as it is (a member's host endpoint, say).
+    let host = format!("http://{}/health", m[0].endpoint("client")?);
+    assert!(socks.get(&host).send().await.unwrap().status().is_success());
+    // A member without such a port: the HTTP proxy answers 502 saying why; SOCKS5 refuses.
+    let refused = http.get("http://etcd1:9999/health").send().await.unwrap();
+    assert_eq!(refused.status(), 502);
+    let why = refused.text().await.unwrap();
+    assert!(why.contains("etcd1:9999") && why.contains("client (2379)") && why.contains("cl_proxy"), "{why}");
+    assert!(socks.get("http://etcd1:9999/health").send().await.is_err());
+    // Dropped, it stops.
+    let address = proxy.address();
+    drop(proxy);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(tokio::net::TcpStream::connect(address).await.is_err(), "the proxy still listens once dropped");
+    Ok(())
+}
+
 #[e2e::test(env = "cl_replicas", timeout = "2m")]
 async fn replicas_are_named_by_index_and_go_to_start_and_composite_as_they_are(env: &Env) -> e2e::Result<()> {
     // Two independent single-member etcds: each leads its own.

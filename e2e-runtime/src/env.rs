@@ -309,16 +309,22 @@ impl Env {
             .rsplit_once(':')
             .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
             .ok_or_else(|| bad("it is not <host>:<port> (or a URL with both)".into()))?;
-        let declared = self.inner.declared.lock().unwrap().1.clone();
-        let found = declared.iter().filter_map(|d| d.handle.upgrade()).find(|r| r.answers_to(host));
-        match found {
-            Some(r) => Ok(format!("{scheme}{}{path}", r.endpoint_of_port(port)?)),
+        match self.in_network(host, port) {
+            Some(endpoint) => Ok(format!("{scheme}{}{path}", endpoint?)),
             None => Err(bad(format!(
                 "no runnable of env {:?} answers to {host:?} (its runnables: {})",
                 self.inner.name,
-                declared.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+                self.inner.declared.lock().unwrap().1.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
             ))),
         }
+    }
+
+    /// The host endpoint of `host:port` when a runnable of the env answers to `host` (an error
+    /// when that runnable has no such port or is not running); `None` when none does.
+    pub(crate) fn in_network(&self, host: &str, port: u16) -> Option<Result<String>> {
+        let declared = self.inner.declared.lock().unwrap().1.clone();
+        let found = declared.iter().filter_map(|d| d.handle.upgrade()).find(|r| r.answers_to(host))?;
+        Some(found.endpoint_of_port(port))
     }
 
     /// The env's name.

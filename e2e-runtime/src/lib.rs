@@ -26,6 +26,7 @@ mod owner;
 mod partition;
 mod paths;
 mod probe;
+mod proxy;
 mod runnable;
 mod settings;
 mod shared;
@@ -48,6 +49,7 @@ pub use metrics::{
 pub use owner::{ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL};
 pub use partition::{partition, partition_one_way, Partition};
 pub use probe::Probe;
+pub use proxy::EnvProxy;
 pub use runnable::{
     start_and_wait_ready, ExecOutput, FutureRunnable, Metrics, Runnable, RunnableBuilder, StartOptions,
 };
