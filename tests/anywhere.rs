@@ -462,3 +462,28 @@ async fn an_env_proxy_reaches_runnables_by_their_network_names_on_any_engine() -
     assert_clean("any_proxy");
     Ok(())
 }
+
+/// Added delay on any engine: its helper image (this test binary and the host's iptables) is
+/// built on the engine under test, and a round trip takes the delay.
+#[tokio::test(flavor = "multi_thread")]
+async fn delays_work_on_any_engine() -> e2e::Result<()> {
+    let env = Env::docker("any_delay").await?;
+    let sleeper = |n: &str| env.runnable(n).init(StartOptions::new(BUSYBOX).command(["sleep", "3600"]));
+    let (a, b) = (sleeper("a"), sleeper("b"));
+    e2e::start_and_wait_ready([&a, &b]).await?;
+    let rtt = |out: e2e::ExecOutput| -> f64 {
+        let line =
+            out.stdout.lines().find(|l| l.contains("min/avg/max")).unwrap_or_else(|| panic!("{out:?}")).to_string();
+        line.split(" = ").nth(1).unwrap().split('/').nth(1).unwrap().parse().unwrap()
+    };
+    let ping = ["ping", "-q", "-c", "10", "-i", "0.05", "b"];
+    assert!(rtt(a.exec(ping).await?) < 5.0);
+    a.set_network(e2e::Conditions::new().delay(Duration::from_millis(60))).await?;
+    let delayed = rtt(a.exec(ping).await?);
+    assert!((59.0..70.0).contains(&delayed), "asked 60 ms, measured {delayed} ms");
+    a.clear_network().await?;
+    assert!(rtt(a.exec(ping).await?) < 5.0);
+    env.close().await?;
+    assert_clean("any_delay");
+    Ok(())
+}

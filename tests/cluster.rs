@@ -255,6 +255,102 @@ async fn loss_and_rate_are_what_was_asked_per_runnable_and_per_link(env: &Env) -
     Ok(())
 }
 
+/// The round trips of `n` pings from `from` to `to`, in milliseconds (busybox prints each).
+async fn round_trips(from: &Runnable, to: &Runnable, n: usize) -> Vec<f64> {
+    let out = from.exec(["ping", "-c", &n.to_string(), "-i", "0.05", "-W", "2", to.name()]).await.unwrap();
+    let times: Vec<f64> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split("time=").nth(1))
+        .map(|t| t.trim_end_matches(" ms").trim().parse().unwrap())
+        .collect();
+    assert_eq!(times.len(), n, "every ping answered: {out:?}");
+    times
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn spread(v: &[f64]) -> f64 {
+    let m = mean(v);
+    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt()
+}
+
+/// The env's containers that are none of its runnables: the helpers.
+fn helpers_of(env: &str, runnables: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter", &format!("label=dev.e2e.env={env}")])
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&out.stdout).into_owned();
+    names
+        .lines()
+        .filter(|n| !runnables.iter().any(|r| n.starts_with(&format!("{env}-{r}-"))))
+        .map(String::from)
+        .collect()
+}
+
+#[e2e::test(env = "cl_delay", timeout = "3m")]
+async fn delay_and_jitter_are_what_was_asked_per_runnable_and_per_link(env: &Env) -> e2e::Result<()> {
+    let ms = Duration::from_millis;
+    let (a, b, c) = (sleeper(env, "a"), sleeper(env, "b"), sleeper(env, "c"));
+    e2e::start_and_wait_ready([&a, &b, &c]).await?;
+    const N: usize = 40;
+    let base = mean(&round_trips(&a, &b, N).await);
+    assert!(base < 5.0, "round trip before any delay: {base} ms");
+
+    // 100 ms on what a sends: a's round trips to anyone take it (the replies are not delayed).
+    a.set_network(e2e::Conditions::new().delay(ms(100))).await?;
+    let (to_b, to_c) = (round_trips(&a, &b, N).await, round_trips(&a, &c, N).await);
+    println!(
+        "measured: delay 100 ms asked, round trips {:.1} ms to b (min {:.1}, max {:.1}) and {:.1} ms to c, over {N} pings each ({base:.2} ms before)",
+        mean(&to_b),
+        to_b.iter().cloned().fold(f64::MAX, f64::min),
+        to_b.iter().cloned().fold(0.0, f64::max),
+        mean(&to_c)
+    );
+    for rtt in [mean(&to_b), mean(&to_c)] {
+        assert!((99.0..110.0).contains(&rtt), "asked 100 ms, measured {rtt} ms");
+    }
+    // What b sends is not delayed: b's pings to c stay fast.
+    assert!(mean(&round_trips(&b, &c, N).await) < 5.0);
+
+    // Changed at run time: 50 ms with 20 ms of jitter.
+    a.set_network(e2e::Conditions::new().delay(ms(50)).jitter(ms(20))).await?;
+    let jittered = round_trips(&a, &b, N).await;
+    let (m, sd) = (mean(&jittered), spread(&jittered));
+    let (lo, hi) = (jittered.iter().cloned().fold(f64::MAX, f64::min), jittered.iter().cloned().fold(0.0, f64::max));
+    println!("measured: delay 50 ms ± 20 ms asked, round trips {m:.1} ms, σ {sd:.1} ms (uniform ±20 has σ 11.5), min {lo:.1}, max {hi:.1}");
+    assert!((45.0..58.0).contains(&m), "asked 50 ms on average, measured {m}");
+    assert!((6.0..17.0).contains(&sd), "asked ±20 ms, measured σ {sd}");
+    assert!(lo >= 29.0 && hi <= 75.0, "outside 50 ± 20 ms: {lo}..{hi}");
+
+    // On one link only, on top of a's own: 30 ms more to c.
+    a.set_network(e2e::Conditions::new().delay(ms(20))).await?;
+    a.set_link(&c, e2e::Conditions::new().delay(ms(30))).await?;
+    let (to_b, to_c) = (mean(&round_trips(&a, &b, N).await), mean(&round_trips(&a, &c, N).await));
+    println!("measured: delay 20 ms, and 30 ms more on the link to c: {to_b:.1} ms to b, {to_c:.1} ms to c");
+    assert!((19.0..28.0).contains(&to_b), "asked 20 ms to b, measured {to_b}");
+    assert!((49.0..58.0).contains(&to_c), "asked 50 ms to c, measured {to_c}");
+    // The link alone once a's own is cleared; with loss beside it (nftables, after the delay).
+    a.set_network(e2e::Conditions::new()).await?;
+    let to_b = mean(&round_trips(&a, &b, N).await);
+    let to_c = mean(&round_trips(&a, &c, N).await);
+    assert!(to_b < 5.0 && (29.0..38.0).contains(&to_c), "link only: {to_b} ms to b, {to_c} ms to c");
+    assert_eq!(helpers_of("cl_delay", &["a", "b", "c"]).len(), 1, "one delay helper for a");
+
+    a.clear_network().await?;
+    let cleared = mean(&round_trips(&a, &c, N).await);
+    assert!(cleared < 5.0, "still delayed after clear: {cleared} ms");
+    assert!(helpers_of("cl_delay", &["a", "b", "c"]).is_empty(), "a helper is left after clear");
+
+    // Bad input names the runnable and what is wrong.
+    let e = a.set_network(e2e::Conditions::new().jitter(ms(5))).await.unwrap_err().to_string();
+    assert!(e.contains("\"a\"") && e.contains("delay"), "{e}");
+    Ok(())
+}
+
 #[e2e::test(env = "cl_peers", timeout = "3m")]
 async fn advertised_member_addresses_are_reachable_through_host_endpoint_of(env: &Env) -> e2e::Result<()> {
     let cluster = EtcdCluster::new(env, "etcd", 3);

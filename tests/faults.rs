@@ -129,12 +129,14 @@ signal_children! {
     child_kill_start "flt_kill_start", child_kill_ready "flt_kill_ready", child_kill_body "flt_kill_body";
 }
 
-/// An env partitioned and shaped (issue 14) when its body ends: by itself, or by a signal.
+/// An env partitioned and shaped (issue 14; loss, rate and delay, the last with a helper
+/// container of its own) when its body ends: by itself, or by a signal.
 #[e2e::test(env = "flt_part_ok")]
 #[ignore]
 async fn child_part_ok(a: Sleeper, b: Sleeper) -> e2e::Result<()> {
     let _cut = e2e::partition([&*a], [&*b]).await?;
-    b.set_network(e2e::Conditions::new().loss(0.1).rate(100_000)).await?;
+    let delay = std::time::Duration::from_millis(20);
+    b.set_network(e2e::Conditions::new().loss(0.1).rate(100_000).delay(delay)).await?;
     mark("body");
     Ok(())
 }
@@ -144,7 +146,7 @@ async fn child_part_ok(a: Sleeper, b: Sleeper) -> e2e::Result<()> {
 async fn child_part_kill(a: Sleeper, b: Sleeper) -> e2e::Result<()> {
     let _cut = e2e::partition([&*a], [&*b]).await?;
     let _one_way = e2e::partition_one_way([&*b], [&*a]).await?;
-    a.set_link(&b, e2e::Conditions::new().loss(0.5)).await?;
+    a.set_link(&b, e2e::Conditions::new().loss(0.5).delay(std::time::Duration::from_millis(30))).await?;
     forever().await;
     Ok(())
 }

@@ -1,17 +1,19 @@
-//! Network conditions of a runnable (issue 14): loss and a rate limit on what it sends, to
-//! everyone or on the link to one peer, changed and cleared at run time.
+//! Network conditions of a runnable (issue 14): added delay with jitter, loss and a rate limit
+//! on what it sends, to everyone or on the link to one peer, changed and cleared at run time.
 //!
 //! Like partitions, they are nftables rules on the runnable's interface (a netdev table
 //! `e2e_net` of its own, rewritten whole at each change), put in place by the helper
 //! container of [`crate::partition`]: the user's image needs nothing. Loss drops each packet
 //! with the given probability (the kernel's `numgen random`); the rate limit drops what goes
-//! over the rate (a policer: TCP slows down to it, datagrams over it are lost). Added delay is
-//! not among them: it needs the kernel's `netem` queueing discipline, which not every engine's
-//! kernel has (this project's CI kernel has none).
+//! over the rate (a policer: TCP slows down to it, datagrams over it are lost). Added delay
+//! holds packets in a helper of its own ([`crate::delay`]): it needs no `netem`, which not every
+//! engine's kernel has (this project's CI kernel has none).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::Duration;
 
+use crate::delay::{Delay, Plan};
 use crate::error::{Error, Result};
 use crate::runnable::Runnable;
 
@@ -20,6 +22,8 @@ use crate::runnable::Runnable;
 pub struct Conditions {
     loss: Option<f64>,
     rate: Option<u64>,
+    delay: Option<Duration>,
+    jitter: Option<Duration>,
 }
 
 impl Conditions {
@@ -40,7 +44,30 @@ impl Conditions {
         self
     }
 
+    /// Holds each packet sent for `delay` before it goes.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// Spreads the delay uniformly over `delay ± jitter` (never below zero), packet by packet:
+    /// packets may arrive out of order, as under netem. Needs a [`Conditions::delay`].
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = Some(jitter);
+        self
+    }
+
+    /// Its delay, if it adds one.
+    fn held(&self) -> Option<Delay> {
+        let delay = self.delay.unwrap_or_default();
+        let jitter = self.jitter.unwrap_or_default();
+        (delay > Duration::ZERO || jitter > Duration::ZERO).then_some(Delay { delay, jitter })
+    }
+
     fn check(&self) -> std::result::Result<(), String> {
+        if self.jitter.is_some() && self.delay.is_none() {
+            return Err("a jitter spreads a delay: set one with .delay(..)".into());
+        }
         if let Some(l) = self.loss {
             if !(0.0..=1.0).contains(&l) {
                 return Err(format!("loss {l} is not a fraction between 0 and 1"));
@@ -77,6 +104,14 @@ fn in_place() -> &'static Mutex<InPlace> {
     IN_PLACE.get_or_init(Default::default)
 }
 
+/// The delays among these conditions.
+fn plan(conditions: &BTreeMap<Option<String>, Conditions>) -> Plan {
+    Plan {
+        own: conditions.get(&None).and_then(Conditions::held),
+        links: conditions.iter().filter_map(|(peer, c)| Some((peer.clone()?, c.held()?))).collect(),
+    }
+}
+
 /// The whole table for these conditions (an empty one clears).
 fn script(conditions: &BTreeMap<Option<String>, Conditions>) -> String {
     let mut s = String::from("add table netdev e2e_net ; delete table netdev e2e_net");
@@ -111,7 +146,10 @@ impl Runnable {
     ///
     /// ```no_run
     /// # async fn f(r: &e2e_runtime::Runnable) -> e2e_runtime::Result<()> {
-    /// r.set_network(e2e_runtime::Conditions::new().loss(0.2).rate(125_000)).await?; // 20% lost, 1 Mbit/s
+    /// use std::time::Duration;
+    /// use e2e_runtime::Conditions;
+    /// r.set_network(Conditions::new().loss(0.2).rate(125_000)).await?; // 20% lost, 1 Mbit/s
+    /// r.set_network(Conditions::new().delay(Duration::from_millis(100)).jitter(Duration::from_millis(10))).await?;
     /// # Ok(()) }
     /// ```
     pub async fn set_network(&self, conditions: Conditions) -> Result<()> {
@@ -136,6 +174,7 @@ impl Runnable {
         let env = self.env_of();
         crate::partition::ensure_image(&*env.inner.engine).await.map_err(fault)?;
         crate::partition::nft(&*env.inner.engine, env, &id, &script(&BTreeMap::new())).await.map_err(fault)?;
+        crate::delay::apply(env, &id, &Plan::default()).await.map_err(fault)?;
         in_place().lock().unwrap().remove(&id);
         Ok(())
     }
@@ -157,6 +196,7 @@ impl Runnable {
         let env = self.env_of();
         crate::partition::ensure_image(&*env.inner.engine).await.map_err(fault)?;
         crate::partition::nft(&*env.inner.engine, env, &id, &script(&next)).await.map_err(fault)?;
+        crate::delay::apply(env, &id, &plan(&next)).await.map_err(fault)?;
         in_place().lock().unwrap().insert(id, next);
         Ok(())
     }
@@ -183,5 +223,22 @@ mod tests {
         assert!(Conditions::new().loss(1.5).check().unwrap_err().contains("1.5"));
         assert!(Conditions::new().rate(0).check().unwrap_err().contains("partition"));
         assert!(Conditions::new().loss(0.0).rate(1).check().is_ok());
+        let jitter = Conditions::new().jitter(Duration::from_millis(5)).check().unwrap_err();
+        assert!(jitter.contains("delay"), "{jitter}");
+    }
+
+    #[test]
+    fn delays_are_the_runnables_and_its_links() {
+        let ms = Duration::from_millis;
+        let mut c = BTreeMap::new();
+        c.insert(None, Conditions::new().loss(0.1));
+        c.insert(Some("10.0.0.3".to_string()), Conditions::new().delay(ms(5)));
+        assert_eq!(
+            plan(&c),
+            Plan { own: None, links: vec![("10.0.0.3".into(), Delay { delay: ms(5), jitter: ms(0) })] }
+        );
+        c.insert(None, Conditions::new().delay(ms(100)).jitter(ms(10)));
+        assert_eq!(plan(&c).own, Some(Delay { delay: ms(100), jitter: ms(10) }));
+        assert!(script(&c).ends_with("delete table netdev e2e_net"), "a delay alone is no nft rule");
     }
 }

@@ -13,6 +13,7 @@
 pub mod catalog;
 mod cleanup;
 mod conditions;
+mod delay;
 mod engine;
 mod env;
 mod error;

@@ -39,6 +39,9 @@ pub(crate) struct Settings {
     /// `E2E_NFT`: the host's `nft` binary that network faults package into their helper image
     /// (by default the first `nft` on `PATH`, `/usr/sbin` or `/sbin`).
     pub nft: Option<std::path::PathBuf>,
+    /// `E2E_IPTABLES`: the host's `xtables-nft-multi` that added delay packages into its helper
+    /// image (by default the first on `PATH`, `/usr/sbin` or `/sbin`).
+    pub iptables: Option<std::path::PathBuf>,
     /// The variables whose value was refused: (variable, value, accepted values).
     invalid: Vec<(&'static str, String, &'static str)>,
 }
@@ -60,6 +63,7 @@ impl Settings {
             }
         }
         s.nft = lookup("E2E_NFT").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+        s.iptables = lookup("E2E_IPTABLES").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
         if let Some(value) = lookup("E2E_REUSE").filter(|v| !v.is_empty()) {
             match humantime::parse_duration(&value) {
                 Ok(d) => s.reuse = Some(d),
