@@ -131,13 +131,19 @@ impl BinaryImage {
         let (context, hash) = blocking(move || image.context()).await?;
         let found =
             engine.image(&self.tag).await.map_err(|e| Error::engine(format!("inspecting image {:?}", self.tag), e))?;
-        if let Some(found) = found.filter(|f| f.labels.get(CONTENT_HASH_LABEL) == Some(&hash)) {
+        if let Some(found) = found.as_ref().filter(|f| f.labels.get(CONTENT_HASH_LABEL) == Some(&hash)) {
             if !self.quiet {
                 println!("e2e: build {}: up to date", self.tag);
             }
-            return Ok(found.id);
+            return Ok(found.id.clone());
         }
-        build(engine, &self.tag, context, "Dockerfile", Labels::new(), self.quiet).await
+        let built = build(engine, &self.tag, context, "Dockerfile", Labels::new(), self.quiet).await?;
+        // The image this tag named before, now untagged: removed rather than left dangling
+        // (it stays, a conflict ignored, while a container or another tag uses it).
+        if let Some(old) = found.filter(|f| f.id != built) {
+            let _ = engine.remove_image(&old.id).await;
+        }
+        Ok(built)
     }
 
     /// The build context (the image's tree under `rootfs/`, and a Dockerfile), and the hash of

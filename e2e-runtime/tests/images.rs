@@ -63,7 +63,9 @@ async fn binary_image_runs_the_binary_with_its_libraries() {
     let other = image.env("GREETING", "bye").quiet(true).build().await.unwrap();
     assert_ne!(other, id);
     assert!(docker(&["run", "--rm", "--entrypoint", "/usr/bin/env", TAG]).lines().any(|l| l == "GREETING=bye"));
-    let _ = Command::new("docker").args(["rmi", &id]).output();
+    // The image it replaced is removed, not left dangling.
+    let old = Command::new("docker").args(["image", "inspect", &id]).output().unwrap();
+    assert!(!old.status.success(), "the replaced image {id} is still there");
 }
 
 #[tokio::test]

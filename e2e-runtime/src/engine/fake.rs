@@ -623,6 +623,12 @@ impl Engine for Fake {
         Ok(world.images.get(reference).cloned())
     }
 
+    async fn remove_image(&self, id: &str) -> EngineResult<()> {
+        let mut world = self.call("remove_image", id)?;
+        world.images.retain(|_, info| info.id != id);
+        Ok(())
+    }
+
     async fn pull_image(
         &self,
         reference: &ImageRef,

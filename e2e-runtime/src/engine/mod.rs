@@ -123,6 +123,8 @@ pub(crate) trait Engine: Send + Sync + fmt::Debug {
     // ---- images
     /// The image's id and labels, `None` when the engine lacks it.
     async fn image(&self, reference: &str) -> EngineResult<Option<ImageInfo>>;
+    /// Removes an image by id (not forced: an image a container uses stays, a conflict).
+    async fn remove_image(&self, id: &str) -> EngineResult<()>;
     /// Pulls an image, handing over progress lines.
     async fn pull_image(
         &self,

@@ -18,6 +18,11 @@ impl Docker {
         }
     }
 
+    pub(super) async fn remove_image_id(&self, id: &str) -> EngineResult<()> {
+        let opts = bollard::query_parameters::RemoveImageOptions { force: false, noprune: false, ..Default::default() };
+        self.api.remove_image(id, Some(opts), None).await.map(|_| ()).map_err(engine_error)
+    }
+
     pub(super) async fn pull(
         &self,
         reference: &ImageRef,

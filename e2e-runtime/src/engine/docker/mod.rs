@@ -292,6 +292,9 @@ impl Engine for Docker {
     async fn image(&self, reference: &str) -> EngineResult<Option<ImageInfo>> {
         self.image_info(reference).await
     }
+    async fn remove_image(&self, id: &str) -> EngineResult<()> {
+        self.remove_image_id(id).await
+    }
     async fn pull_image(
         &self,
         reference: &ImageRef,
