@@ -9,9 +9,11 @@
 //! # }
 //! ```
 //!
-//! Both return when the process gets Ctrl-C (SIGINT) or SIGTERM. The framework's own signal
-//! handler removes the run's resources on those signals as well, whatever the program does
-//! next, so an interrupted standalone run never leaves containers behind.
+//! Both return when the process gets Ctrl-C (SIGINT), SIGTERM or SIGHUP (its terminal gone).
+//! The framework's own signal handler removes the run's resources on those signals as well,
+//! whatever the program does next, so an interrupted standalone run never leaves containers
+//! behind. [`StopEndpoint`] serves the stop URL on a port of your choice, and hands out its URL
+//! before waiting.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,31 +21,87 @@ use std::net::SocketAddr;
 use crate::env::Env;
 use crate::error::{Error, Result};
 
-/// Waits until the process is interrupted (Ctrl-C, or SIGTERM), saying so first. Then close the
-/// env.
+/// Waits until the process is interrupted (Ctrl-C, SIGTERM or SIGHUP), saying so first. Then
+/// close the env.
 pub async fn run_until_interrupt(env: &Env) -> Result<()> {
     println!("env {:?} is up: press Ctrl-C to stop it and remove everything", env.name());
-    interrupted().await;
-    println!("interrupted: removing env {:?}", env.name());
+    let signal = interrupted().await;
+    println!("{signal}: removing env {:?}", env.name());
     Ok(())
 }
 
 /// Serves a stop URL on 127.0.0.1 (a free port), prints it, and waits until it is requested
 /// (any path, any method), or until the process is interrupted. Then close the env.
+/// [`StopEndpoint`] does the same on a port of your choice.
 pub async fn run_until_endpoint_hit(env: &Env) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| Error::io("listening for the stop URL on 127.0.0.1", e))?;
-    let addr = listener.local_addr().map_err(|e| Error::io("reading the stop URL's address", e))?;
-    println!("env {:?} is up: to stop it and remove everything, open {} (or press Ctrl-C)", env.name(), stop_url(addr));
-    let (hit, mut hit_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let server = tokio::spawn(serve_stop(listener, env.name().to_string(), hit));
-    tokio::select! {
-        _ = hit_rx.recv() => println!("stop URL requested: removing env {:?}", env.name()),
-        _ = interrupted() => println!("interrupted: removing env {:?}", env.name()),
+    StopEndpoint::bind(0).await?.wait(env).await.map(|_| ())
+}
+
+/// A stop URL on 127.0.0.1: bound first (its [`StopEndpoint::url`] can be handed to a script
+/// or a person), then [`StopEndpoint::wait`]ed on.
+///
+/// ```no_run
+/// # async fn f(env: &e2e_runtime::Env) -> e2e_runtime::Result<()> {
+/// use e2e_runtime::standalone::StopEndpoint;
+/// let stop = StopEndpoint::bind(8099).await?; // 0: any free port
+/// std::fs::write("stop-url.txt", stop.url()).unwrap();
+/// let why = stop.wait(env).await?; // Stopped::Requested, or Stopped::Signal("SIGHUP")...
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct StopEndpoint {
+    listener: tokio::net::TcpListener,
+    address: SocketAddr,
+}
+
+/// What ended a standalone wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The stop URL was requested.
+    Requested,
+    /// The process got this signal: `"SIGINT"`, `"SIGTERM"` or `"SIGHUP"`.
+    Signal(&'static str),
+}
+
+impl StopEndpoint {
+    /// Listens on `127.0.0.1:<port>` (`0`: a free port); a port in use is an error naming it.
+    pub async fn bind(port: u16) -> Result<StopEndpoint> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| Error::io(format!("listening for the stop URL on 127.0.0.1:{port}"), e))?;
+        let address = listener.local_addr().map_err(|e| Error::io("reading the stop URL's address", e))?;
+        Ok(StopEndpoint { listener, address })
     }
-    server.abort();
-    Ok(())
+
+    /// `http://127.0.0.1:<port>/stop` (any path and method stop it).
+    pub fn url(&self) -> String {
+        stop_url(self.address)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// Prints the URL and waits until it is requested, or until the process is interrupted;
+    /// says which. Then close the env.
+    pub async fn wait(self, env: &Env) -> Result<Stopped> {
+        println!("env {:?} is up: to stop it and remove everything, open {} (or press Ctrl-C)", env.name(), self.url());
+        let (hit, mut hit_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let server = tokio::spawn(serve_stop(self.listener, env.name().to_string(), hit));
+        let stopped = tokio::select! {
+            _ = hit_rx.recv() => {
+                println!("stop URL requested: removing env {:?}", env.name());
+                Stopped::Requested
+            }
+            signal = interrupted() => {
+                println!("{signal}: removing env {:?}", env.name());
+                Stopped::Signal(signal)
+            }
+        };
+        server.abort();
+        Ok(stopped)
+    }
 }
 
 /// Opens `url` in a browser where one can be opened (macOS, or a graphical session on other
@@ -59,11 +117,11 @@ fn stop_url(addr: SocketAddr) -> String {
     format!("http://{addr}/stop")
 }
 
-/// Ctrl-C or SIGTERM.
-async fn interrupted() {
+/// Ctrl-C, SIGTERM or SIGHUP: its name.
+async fn interrupted() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
-    let term = async {
-        match signal(SignalKind::terminate()) {
+    let on = |kind: SignalKind| async move {
+        match signal(kind) {
             Ok(mut s) => {
                 s.recv().await;
             }
@@ -71,8 +129,9 @@ async fn interrupted() {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = on(SignalKind::terminate()) => "SIGTERM",
+        _ = on(SignalKind::hangup()) => "SIGHUP",
     }
 }
 

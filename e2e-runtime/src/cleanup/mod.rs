@@ -6,7 +6,7 @@
 //! How a run's resources go, whatever ends it:
 //! - `Env::close` (or `#[e2e::test]`'s background close, through the [`reaper`]) removes them;
 //! - an env dropped without close is removed by its `Drop`, on the [`session`]'s runtime;
-//! - SIGINT / SIGTERM: the [`signals`] handler removes the run's resources, then the process
+//! - SIGINT / SIGTERM / SIGHUP: the [`signals`] handler removes the run's resources, then the process
 //!   dies of the signal;
 //! - SIGKILL (any death): the [`watchdog`] process notices the end of a pipe and removes them;
 //! - if even that is gone, the next env of the same name sweeps what dead runs left

@@ -1,4 +1,4 @@
-//! The process hooks of a run: on SIGINT / SIGTERM a handler thread removes every resource of
+//! The process hooks of a run: on SIGINT / SIGTERM / SIGHUP a handler thread removes every resource of
 //! this run, then the process dies of the signal as it would have; at a normal exit the
 //! background removals finish, then the networks they gave back to the pool are removed.
 
@@ -40,11 +40,11 @@ extern "C" fn at_exit() {
 }
 
 fn install_signal_handler() {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("e2e: cannot handle SIGINT/SIGTERM ({e}); the watchdog will clean up instead");
+            eprintln!("e2e: cannot handle SIGINT/SIGTERM/SIGHUP ({e}); the watchdog will clean up instead");
             return;
         }
     };
@@ -52,7 +52,11 @@ fn install_signal_handler() {
         .name("e2e-signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+                let name = match signal {
+                    SIGINT => "SIGINT",
+                    SIGHUP => "SIGHUP",
+                    _ => "SIGTERM",
+                };
                 eprintln!("e2e: {name} received: removing this run's containers, networks and volumes");
                 match remove_this_run() {
                     Ok(n) => eprintln!("e2e: removed the resources of {n} env(s)"),
