@@ -31,6 +31,25 @@ pub(crate) enum ProbeError {
     Log { pattern: String, seen: usize, times: usize },
     /// The log regex is invalid.
     Regex { detail: String },
+    /// The healthcheck has not passed yet (`starting`).
+    Starting { last_output: String },
+    /// The healthcheck says `unhealthy`: final.
+    Unhealthy { last_output: String },
+    /// There is no healthcheck to wait for: final.
+    NoHealthcheck,
+    /// The health could not be read.
+    Inspect { detail: String },
+    /// Still running; an exit is awaited.
+    Running { want: i64 },
+    /// It exited with another code than the one awaited: final.
+    ExitCode { got: i64, want: i64 },
+}
+
+impl ProbeError {
+    /// Whether waiting longer cannot help: readiness fails at once.
+    pub(crate) fn is_final(&self) -> bool {
+        matches!(self, ProbeError::Unhealthy { .. } | ProbeError::NoHealthcheck | ProbeError::ExitCode { .. })
+    }
 }
 
 impl fmt::Display for ProbeError {
@@ -49,6 +68,21 @@ impl fmt::Display for ProbeError {
                 write!(f, "log line matching {pattern:?} seen {seen} of {times} times")
             }
             ProbeError::Regex { detail } => f.write_str(detail),
+            ProbeError::Starting { last_output } if last_output.is_empty() => {
+                f.write_str("the healthcheck has not passed yet (starting)")
+            }
+            ProbeError::Starting { last_output } => {
+                write!(f, "the healthcheck has not passed yet (starting); last check said: {last_output}")
+            }
+            ProbeError::Unhealthy { last_output } => {
+                write!(f, "the healthcheck says unhealthy; last check said: {last_output}")
+            }
+            ProbeError::NoHealthcheck => {
+                f.write_str("the container has no healthcheck (its image declares no HEALTHCHECK)")
+            }
+            ProbeError::Inspect { detail } => write!(f, "reading the container's health: {detail}"),
+            ProbeError::Running { want } => write!(f, "still running (ready when it exits with {want})"),
+            ProbeError::ExitCode { got, want } => write!(f, "exited with {got}, not {want}"),
         }
     }
 }
@@ -56,10 +90,13 @@ impl fmt::Display for ProbeError {
 /// Runs a command inside the probed runnable's container: its exit code.
 pub(crate) trait Exec: Sync {
     fn exec(&self, command: Vec<String>) -> BoxFuture<'_, Result<i64, String>>;
+    /// The container's health (`None`: it has no healthcheck).
+    fn health(&self) -> BoxFuture<'_, Result<Option<crate::engine::Health>, String>>;
 }
 
 /// How to tell that a runnable is ready. Built with [`Probe::http`], [`Probe::https`],
-/// [`Probe::tcp`], [`Probe::cmd`], [`Probe::log`] and [`Probe::all_of`], then refined with
+/// [`Probe::tcp`], [`Probe::cmd`], [`Probe::log`], [`Probe::healthy`], [`Probe::exit_code`] and
+/// [`Probe::all_of`], then refined with
 /// [`Probe::status`], [`Probe::body_contains`] (HTTP) and [`Probe::times`] (log).
 ///
 /// Probes dial the container's own address on the env network when the engine is local (a
@@ -78,12 +115,35 @@ enum Kind {
     Tcp { port: String },
     Cmd { command: Vec<String> },
     Log { pattern: String, regex: Result<Regex, String>, times: usize },
+    Healthy,
+    ExitCode(i64),
     AllOf(Vec<Probe>),
 }
 
 impl Probe {
     fn new(kind: Kind) -> Self {
         Probe { kind, misuse: None }
+    }
+
+    /// Ready when the container's healthcheck (its image's `HEALTHCHECK`) says `healthy`; fails at
+    /// once when it says `unhealthy`, or when there is no healthcheck.
+    pub fn healthy() -> Self {
+        Probe::new(Kind::Healthy)
+    }
+
+    /// Ready when the container has exited with `code` (a batch job, a migration); fails at
+    /// once when it exits with another. An exit is then no failure of readiness.
+    pub fn exit_code(code: i64) -> Self {
+        Probe::new(Kind::ExitCode(code))
+    }
+
+    /// Whether the probe waits for the container's exit (an exit is then not a failure).
+    pub(crate) fn expects_exit(&self) -> bool {
+        match &self.kind {
+            Kind::ExitCode(_) => true,
+            Kind::AllOf(ps) => ps.iter().any(Probe::expects_exit),
+            _ => false,
+        }
     }
 
     /// Ready when `GET http://<port>/<path>` answers a status in 200..=299 (see [`Probe::status`]).
@@ -229,6 +289,18 @@ impl Probe {
                     Err(ProbeError::Log { pattern: pattern.clone(), seen, times: *times })
                 }
             }
+            Kind::Healthy => match target.exec.health().await {
+                Ok(None) => Err(ProbeError::NoHealthcheck),
+                Ok(Some(h)) if h.status == "healthy" => Ok(()),
+                Ok(Some(h)) if h.status == "unhealthy" => Err(ProbeError::Unhealthy { last_output: h.last_output }),
+                Ok(Some(h)) => Err(ProbeError::Starting { last_output: h.last_output }),
+                Err(detail) => Err(ProbeError::Inspect { detail }),
+            },
+            Kind::ExitCode(want) => match *target.exits.borrow() {
+                None => Err(ProbeError::Running { want: *want }),
+                Some(got) if got == *want => Ok(()),
+                Some(got) => Err(ProbeError::ExitCode { got, want: *want }),
+            },
             Kind::AllOf(ps) => {
                 for p in ps {
                     Box::pin(p.check(target)).await?;
@@ -248,6 +320,8 @@ impl fmt::Display for Probe {
             Kind::Tcp { port } => write!(f, "tcp({port})"),
             Kind::Cmd { command } => write!(f, "cmd({command:?})"),
             Kind::Log { pattern, times, .. } => write!(f, "log({pattern:?}, {times} times)"),
+            Kind::Healthy => write!(f, "healthy()"),
+            Kind::ExitCode(code) => write!(f, "exit_code({code})"),
             Kind::AllOf(ps) => {
                 write!(f, "all_of(")?;
                 for (i, p) in ps.iter().enumerate() {
@@ -274,6 +348,8 @@ pub(crate) struct Target<'a> {
     pub logs_from: u64,
     /// The runnable, for commands run inside it.
     pub exec: &'a dyn Exec,
+    /// Its container's exit code once it has exited.
+    pub exits: &'a tokio::sync::watch::Receiver<Option<i64>>,
     /// The addresses are published ports, which a proxy of the engine may serve (docker-proxy
     /// on the engine's loopback, a VM's port forwarder), not the containers' own.
     pub published: bool,

@@ -958,8 +958,10 @@ impl Runnable {
     }
 
     /// Waits until the readiness probe passes. Fails at once, with the exit code and the last
-    /// log lines, if the container exits meanwhile; fails after the readiness timeout naming the
-    /// probe and its last error.
+    /// log lines, if the container exits meanwhile (unless the probe awaits that exit,
+    /// [`Probe::exit_code`]), or when the probe says waiting cannot help (an unhealthy
+    /// healthcheck, another exit code); fails after the readiness timeout naming the probe and
+    /// its last error.
     pub async fn wait_ready(&self) -> Result<()> {
         let inner = &self.inner;
         inner.id("wait until ready")?;
@@ -979,20 +981,24 @@ impl Runnable {
             return Err(Error::NotStarted { runnable: inner.name.clone(), operation: "wait until ready" });
         };
         let addresses = self.probe_addresses(&container);
+        let exit_of = inner.exits.clone();
         let target = Target {
             addresses: &addresses,
             http: &inner.env.inner.http,
             logs: &inner.logs,
             logs_from: container.logs_from,
             exec: self,
+            exits: &exit_of,
             published: !inner.engine().containers_reachable(),
         };
+        // A probe that awaits the exit (a batch job) checks it itself.
+        let exit_is_failure = !probe.expects_exit();
         let mut backoff = Duration::from_millis(2);
         let mut last_error;
         loop {
             // Copied out first: the guard must not live across the await (the future stays Send).
             let exited = *exits.borrow_and_update();
-            if let Some(code) = exited {
+            if let (Some(code), true) = (exited, exit_is_failure) {
                 return Err(self.exited(code).await);
             }
             // Without the engine's events an exit would go unseen: say so rather than time out.
@@ -1002,6 +1008,16 @@ impl Runnable {
             }
             match probe.check(&target).await {
                 Ok(()) => return Ok(()),
+                // Waiting longer cannot help (unhealthy, another exit code): say so now.
+                Err(e) if e.is_final() => {
+                    return Err(Error::NotReady {
+                        runnable: inner.name.clone(),
+                        probe: probe.to_string(),
+                        waited: started.elapsed(),
+                        last_error: e.to_string(),
+                        logs: inner.logs.tail(TAIL_LINES),
+                    });
+                }
                 Err(e) => last_error = e.to_string(),
             }
             if Instant::now() >= deadline {
@@ -1238,6 +1254,15 @@ fn tar_of(runnable: &str, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
 impl crate::probe::Exec for Runnable {
     fn exec(&self, command: Vec<String>) -> futures_util::future::BoxFuture<'_, std::result::Result<i64, String>> {
         Box::pin(async move { self.exec_quiet(command).await.map(|o| o.exit_code).map_err(|e| e.to_string()) })
+    }
+    fn health(
+        &self,
+    ) -> futures_util::future::BoxFuture<'_, std::result::Result<Option<crate::engine::Health>, String>> {
+        Box::pin(async move {
+            let id = self.inner.id("read its health").map_err(|e| e.to_string())?;
+            let state = self.inner.engine().inspect_container(&id).await.map_err(|e| e.to_string())?;
+            Ok(state.health)
+        })
     }
 }
 

@@ -372,6 +372,8 @@ fn probe_tokens(probe: &Probe) -> TokenStream {
                 None => probe,
             }
         }
+        Probe::Healthy => quote!(::e2e::Probe::healthy()),
+        Probe::ExitCode(code) => quote_spanned!(code.span()=> ::e2e::Probe::exit_code(#code)),
         Probe::AllOf(probes) => {
             let probes = probes.iter().map(probe_tokens);
             quote!(::e2e::Probe::all_of(::std::vec![#(#probes),*]))

@@ -62,6 +62,8 @@ pub(crate) enum Probe {
     Tcp { port: Ident },
     Cmd(Vec<Expr>),
     Log { regex: Expr, times: Option<Expr> },
+    Healthy,
+    ExitCode(Expr),
     AllOf(Vec<Probe>),
 }
 
@@ -79,7 +81,7 @@ const KEYS: &[&str] = &[
 ];
 
 const PROBES: &str = "`http(port, \"/path\")`, `https(port, \"/path\")`, `tcp(port)`, `cmd([\"arg\", ...])`, \
-                      `log(\"regex\")`, `log(\"regex\", times)` or `all_of([probe, ...])`";
+                      `log(\"regex\")`, `log(\"regex\", times)`, `healthy()`, `exit_code(0)` or `all_of([probe, ...])`";
 
 pub(crate) fn parse(input: TokenStream) -> Parsed {
     let mut errors = Errors::default();
@@ -419,6 +421,19 @@ fn probe(expr: &Expr) -> syn::Result<Probe> {
                         _ => Err(usage(message)),
                     }
                 }
+                "healthy" => {
+                    if !call.args.is_empty() {
+                        return Err(usage(
+                            "`healthy` takes no argument: `healthy()` waits for the image's HEALTHCHECK",
+                        ));
+                    }
+                    Ok(Probe::Healthy)
+                }
+                "exit_code" => {
+                    let [code] = args(&call.args)
+                        .ok_or_else(|| usage("`exit_code` takes the exit code awaited: `exit_code(0)`"))?;
+                    Ok(Probe::ExitCode(code.clone()))
+                }
                 "all_of" => {
                     let message = "`all_of` takes a list of probes: `all_of([tcp(grpc), http(http, \"/ready\")])`";
                     let [probes] = args(&call.args).ok_or_else(|| usage(message))?;
@@ -500,7 +515,7 @@ impl Probe {
         match self {
             Probe::Http { port, .. } | Probe::Tcp { port } => out.push(port),
             Probe::AllOf(probes) => probes.iter().for_each(|p| p.ports(out)),
-            Probe::Cmd(_) | Probe::Log { .. } => {}
+            Probe::Cmd(_) | Probe::Log { .. } | Probe::Healthy | Probe::ExitCode(_) => {}
         }
     }
 }

@@ -205,6 +205,17 @@ pub(crate) struct ContainerState {
     pub host_ports: HashMap<u16, u16>,
     /// The container's address on each network, by network name.
     pub addresses: HashMap<String, String>,
+    /// Its health, when its image (or its configuration) has a healthcheck.
+    pub health: Option<Health>,
+}
+
+/// A container's health, by its healthcheck.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    /// What the last check printed.
+    pub last_output: String,
 }
 
 /// A network's state.

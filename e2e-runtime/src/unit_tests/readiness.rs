@@ -183,18 +183,25 @@ impl crate::probe::Exec for NoExec {
     fn exec(&self, _command: Vec<String>) -> futures_util::future::BoxFuture<'_, std::result::Result<i64, String>> {
         Box::pin(async { Err("no container".to_string()) })
     }
+    fn health(
+        &self,
+    ) -> futures_util::future::BoxFuture<'_, std::result::Result<Option<crate::engine::Health>, String>> {
+        Box::pin(async { Err("no container".to_string()) })
+    }
 }
 
 async fn tcp_probe_on(addr: std::net::SocketAddr, published: bool) -> Result<(), crate::probe::ProbeError> {
     let addresses = std::collections::HashMap::from([("p".to_string(), addr.to_string())]);
     let http = reqwest::Client::new();
     let logs = crate::logs::LogBuffer::default();
+    let (_exit, exits) = tokio::sync::watch::channel(None);
     let target = crate::probe::Target {
         addresses: &addresses,
         http: &http,
         logs: &logs,
         logs_from: 0,
         exec: &NoExec,
+        exits: &exits,
         published,
     };
     Probe::tcp("p").check(&target).await

@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 
 use super::{engine_error, gone_is_ok, label_filters, labels_of, Docker};
 use crate::engine::{
-    ContainerSpec, ContainerState, EngineError, EngineErrorKind, EngineResult, Found, MountSource, Output, Selector,
-    Usage,
+    ContainerSpec, ContainerState, EngineError, EngineErrorKind, EngineResult, Found, Health, MountSource, Output,
+    Selector, Usage,
 };
 
 impl Docker {
@@ -174,6 +174,11 @@ fn state_of(c: ContainerInspectResponse) -> ContainerState {
             }
         }
     }
+    let health = st.health.and_then(|h| {
+        let status = h.status.map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none")?;
+        let last_output = h.log.and_then(|l| l.last().and_then(|r| r.output.clone())).unwrap_or_default();
+        Some(Health { status, last_output: last_output.trim().to_string() })
+    });
     ContainerState {
         name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
         running: st.running.unwrap_or(false),
@@ -183,5 +188,6 @@ fn state_of(c: ContainerInspectResponse) -> ContainerState {
         labels: labels_of(c.config.and_then(|c| c.labels)),
         host_ports,
         addresses,
+        health,
     }
 }
