@@ -248,6 +248,92 @@ fn nextest_processes_of_a_run_share_one_shared_env() {
     assert_no_leftovers(&["acc_shared"]);
 }
 
+/// The most intervals that hold at one moment.
+fn most_at_once(t: &HashMap<String, (u128, u128)>) -> usize {
+    t.values().map(|a| t.values().filter(|b| b.0 <= a.0 && a.0 < b.1).count()).max().unwrap_or(0)
+}
+
+/// The tests a nextest run passed (`PASS [ 0.512s] e2e-scenarios::shared s01::acc_shared`).
+fn passed(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.trim_start().starts_with("PASS"))
+        .filter_map(|l| l.split_whitespace().last().map(String::from))
+        .collect()
+}
+
+/// The README's nextest settings (tests/scenarios/.config/nextest.toml): the test group caps
+/// how many e2e tests run at once; an archive run in partitions, as CI machines would, runs
+/// every test exactly once and leaves nothing.
+#[test]
+fn nextest_groups_cap_e2e_tests_and_partitions_run_each_test_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    outcomes_bin();
+    let out = cargo(&["nextest", "show-config", "test-groups"]).output().expect("cargo-nextest runs");
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("docker") && log.contains("max threads = 4") && log.contains("s01::acc_shared"), "{log}");
+
+    // This repository's own settings (.config/nextest.toml) put its heavy suites in a group.
+    let out = Command::new(env!("CARGO"))
+        .args(["nextest", "show-config", "test-groups", "--workspace"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("cargo-nextest runs");
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("docker-heavy") && log.contains("max threads = 2") && log.contains("fault_suite"), "{log}");
+
+    // Ten tests, room for ten processes: the group lets four run at once.
+    let times = times_file("nextest-group");
+    let out = cargo(&["nextest", "run", "--test", "shared", "--test-threads=10"])
+        .env("E2E_SCENARIO_TIMES", &times)
+        .output()
+        .expect("cargo-nextest runs");
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let at_once = most_at_once(&intervals(&times));
+    assert!((2..=4).contains(&at_once), "{at_once} bodies at once (the group allows 4): {log}");
+
+    // One archive, two partitions (two CI machines): each test once.
+    let archive = std::env::temp_dir().join(format!("e2e-acceptance-{}.tar.zst", std::process::id()));
+    let out = cargo(&["nextest", "archive", "--test", "shared", "--archive-file", archive.to_str().unwrap()])
+        .output()
+        .expect("cargo-nextest archives");
+    assert!(out.status.success(), "{}", text(&out));
+    let mut seen = Vec::new();
+    for part in ["count:1/2", "count:2/2"] {
+        let remap = scenarios_dir();
+        let out = cargo(&[
+            "nextest",
+            "run",
+            "--archive-file",
+            archive.to_str().unwrap(),
+            "--workspace-remap",
+            remap.to_str().unwrap(),
+            "--partition",
+            part,
+        ])
+        .output()
+        .expect("cargo-nextest runs an archive");
+        let log = text(&out);
+        assert!(out.status.success(), "partition {part}: {log}");
+        let ran = passed(&log);
+        assert!(!ran.is_empty() && ran.len() < 10, "partition {part} ran {ran:?}");
+        seen.extend(ran);
+        // The keeper of this machine's run removes the env once its last lease ends.
+        let t = Instant::now();
+        while !leftovers("acc_shared").is_empty() && t.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_no_leftovers(&["acc_shared"]);
+    }
+    let _ = std::fs::remove_file(&archive);
+    seen.sort();
+    let names: Vec<String> = (1..=10).map(|i| format!("s{i:02}::acc_shared")).collect();
+    assert_eq!(seen, names, "every test exactly once across the partitions");
+}
+
 /// Interrupt a run mid-scenario; nothing it created may remain.
 fn interrupted_run_leaves_nothing(signal: i32, whole_group: bool) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -207,19 +207,26 @@ async fn child_holds_an_env(env: &Env) -> e2e::Result<()> {
 fn end_child_and_count(end: &str) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
+    let errors = std::env::temp_dir().join(format!("e2e-any-child-{}-{end}.stderr", std::process::id()));
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--ignored", "--exact", "child_holds_an_env::any_child", "--nocapture", "--test-threads=1"])
         .env("E2E_QUIET", "1")
         .env_remove("E2E_KEEP")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(&errors).unwrap());
     if end == "panic" {
         cmd.env("E2E_CHILD_PANICS", "1");
     }
     let mut child = cmd.spawn().unwrap();
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let ready = stdout.lines().map_while(Result::ok).any(|l| l.contains("E2E_CHILD_READY"));
-    assert!(ready, "the child never got its env up");
+    if !ready {
+        let _ = child.wait();
+        let said = std::fs::read_to_string(&errors).unwrap_or_default();
+        let tail: Vec<&str> = said.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+        panic!("the child ({end}) never got its env up; it said:\n{}", tail.join("\n"));
+    }
+    let _ = std::fs::remove_file(&errors);
     let containers = || docker(&["ps", "-aq", "--filter", "label=dev.e2e.env=any_child"]).lines().count();
     assert_eq!(containers(), 2, "the child's two containers run");
     match end {

@@ -1,12 +1,21 @@
 //! A program that closes its env itself and returns from `main` (as a benchmark's or a
 //! standalone program's does) exits cleanly, its idle network removed by the exit hook. Its
-//! own harness: libtest ends with `process::exit`, which is not this path.
+//! own harness: libtest ends with `process::exit`, which is not this path. It answers
+//! cargo-nextest's `--list` as one test, `exit_hook`.
 
 mod common;
 
 const CHILD: &str = "E2E_EXIT_HOOK_CHILD";
 
 fn main() {
+    // cargo-nextest lists a binary's tests first (`--list --format terse`), then runs each.
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("exit_hook: test");
+        }
+        return;
+    }
     if std::env::var_os(CHILD).is_some() {
         println!("pid {}", std::process::id());
         let rt = tokio::runtime::Runtime::new().unwrap();

@@ -10,6 +10,8 @@ macro_rules! shared {
             assert_eq!(env.name(), "acc_shared");
             assert!(sleeper.is_running().await?);
             assert!(sleeper.exec(["true"]).await?.success());
+            // Long enough for a run's processes to overlap (tests/acceptance.rs counts them).
+            e2e_scenarios::timed(stringify!($name), 300).await;
             Ok(())
         }
     )*};
