@@ -26,13 +26,13 @@
 extern crate self as e2e;
 
 pub use e2e_runtime::{
-    between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less,
-    less_amongst_two, less_or_equal, metrics, Comparator, Composite, Exposition, Matcher, MetricsOptions,
-};
-pub use e2e_runtime::{
-    catalog, image, monitoring, partition, partition_one_way, start_and_wait_ready, Conditions, Declarations,
+    admin, catalog, image, monitoring, partition, partition_one_way, start_and_wait_ready, Conditions, Declarations,
     EngineError, EngineErrorKind, Env, EnvProxy, Error, ExecOutput, FutureRunnable, Metrics, Partition, Probe, Result,
     Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL,
+};
+pub use e2e_runtime::{
+    between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less,
+    less_amongst_two, less_or_equal, metrics, Comparator, Composite, Exposition, Matcher, MetricsOptions,
 };
 
 pub mod db;

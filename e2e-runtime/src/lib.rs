@@ -10,6 +10,7 @@
 //! where a run keeps its files.
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod admin;
 pub mod catalog;
 mod cleanup;
 mod conditions;

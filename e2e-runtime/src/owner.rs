@@ -65,6 +65,11 @@ impl Owner {
         Some(Owner { host: host_id().to_string(), pid: pid.parse().ok()?, start: start.parse().ok()? })
     }
 
+    /// Whether the run is of this machine (this host, since its last boot).
+    pub fn is_of_this_machine(&self) -> bool {
+        self.host == host_id()
+    }
+
     /// Whether the run is known to be dead: on this host, and its process gone (or its pid
     /// reused). `false` when it lives or cannot be checked (another host).
     pub fn is_dead(&self) -> bool {
