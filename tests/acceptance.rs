@@ -334,6 +334,26 @@ fn nextest_groups_cap_e2e_tests_and_partitions_run_each_test_once() {
     assert_eq!(seen, names, "every test exactly once across the partitions");
 }
 
+/// A renamed dependency (`my_e2e = { package = "e2e-framework", .. }`): both macros take
+/// `crate = "my_e2e"`, and the crate in tests/renamed builds and passes with no `e2e` in scope.
+#[test]
+fn macros_work_under_a_renamed_dependency() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/renamed");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let out = Command::new(env!("CARGO"))
+        .args(["test", "--test", "renamed"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("test a_renamed_dependency_works::ren_ok ... ok"), "{log}");
+    assert_no_leftovers(&["ren_ok"]);
+}
+
 /// Interrupt a run mid-scenario; nothing it created may remain.
 fn interrupted_run_leaves_nothing(signal: i32, whole_group: bool) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

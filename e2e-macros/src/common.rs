@@ -135,3 +135,84 @@ mod tests {
         );
     }
 }
+
+/// The `crate = "path"` argument of both macros: the path under which the e2e crate is
+/// reachable when the dependency is renamed (`my_e2e = { package = "e2e-framework", .. }`).
+pub(crate) fn crate_path(lit: &LitStr) -> syn::Result<syn::Path> {
+    lit.parse::<syn::Path>().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            format!("`crate` takes a path to the e2e crate, as `crate = \"my_e2e\"`; got {:?}", lit.value()),
+        )
+    })
+}
+
+/// Replaces every `::e2e` path start of the expansion with `path`: the expansion names the
+/// framework as `::e2e::...`, which a renamed dependency does not provide.
+pub(crate) fn with_crate_path(tokens: TokenStream, path: Option<&syn::Path>) -> TokenStream {
+    let Some(path) = path else { return tokens };
+    rewrite(tokens, &path.to_token_stream())
+}
+
+/// Keywords a path may follow.
+const KEYWORDS: &[&str] = &[
+    "as", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "fn", "for", "if", "impl", "in",
+    "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "static", "struct", "trait", "type",
+    "unsafe", "use", "where", "while", "async", "await", "yield",
+];
+
+fn rewrite(tokens: TokenStream, path: &TokenStream) -> TokenStream {
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = Vec::with_capacity(trees.len());
+    let mut i = 0;
+    while i < trees.len() {
+        let starts_e2e = matches!(
+            (&trees[i], trees.get(i + 1), trees.get(i + 2)),
+            (TokenTree::Punct(a), Some(TokenTree::Punct(b)), Some(TokenTree::Ident(id)))
+                if a.as_char() == ':' && a.spacing() == proc_macro2::Spacing::Joint && b.as_char() == ':' && id == "e2e"
+        );
+        // Not the tail of a longer path (`a::e2e`): only a path that starts there (after a
+        // keyword, as in `impl ::e2e::Workload`, a path starts too).
+        let after_path =
+            i > 0 && matches!(&trees[i - 1], TokenTree::Ident(id) if !KEYWORDS.contains(&id.to_string().as_str()));
+        if starts_e2e && !after_path {
+            out.extend(path.clone());
+            i += 3;
+            continue;
+        }
+        match &trees[i] {
+            TokenTree::Group(g) => {
+                let mut group = proc_macro2::Group::new(g.delimiter(), rewrite(g.stream(), path));
+                group.set_span(g.span());
+                out.push(TokenTree::Group(group));
+            }
+            other => out.push(other.clone()),
+        }
+        i += 1;
+    }
+    out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod crate_path_tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_that_start_with_e2e_are_rewritten() {
+        let path: syn::Path = syn::parse_quote!(::my_e2e);
+        let out = with_crate_path(
+            quote!(::e2e::Env; fn f(x: &::e2e::Env) { other::e2e::X; (::e2e::a) } impl ::e2e::W for S {}),
+            Some(&path),
+        );
+        assert_eq!(
+            out.to_string(),
+            quote!(::my_e2e::Env; fn f(x: &::my_e2e::Env) { other::e2e::X; (::my_e2e::a) } impl ::my_e2e::W for S {})
+                .to_string()
+        );
+        let untouched = quote!(::e2e::Env);
+        assert_eq!(with_crate_path(untouched.clone(), None).to_string(), untouched.to_string());
+        let Err(bad) = crate_path(&LitStr::new("not a path!", Span::call_site())) else { panic!("a bad path parsed") };
+        let bad = bad.to_string();
+        assert!(bad.contains("my_e2e") && bad.contains("not a path!"), "{bad}");
+    }
+}

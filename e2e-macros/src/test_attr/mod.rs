@@ -4,4 +4,4 @@ mod expand;
 mod parse;
 
 pub(crate) use expand::expand;
-pub(crate) use parse::parse;
+pub(crate) use parse::{parse, Parsed};

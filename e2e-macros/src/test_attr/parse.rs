@@ -20,6 +20,8 @@ pub(crate) struct Config {
     pub timeout: Option<Duration>,
     /// `shared`: one env for every test of the binary that names it.
     pub shared: bool,
+    /// `crate = "path"`: where the e2e crate is, when the dependency is renamed.
+    pub krate: Option<syn::Path>,
 }
 
 /// A parameter of the test function.
@@ -54,8 +56,12 @@ pub(crate) enum Parsed {
     },
 }
 
-const ARGS: &[(&str, &str)] =
-    &[("env", "env = \"e2e_example\""), ("timeout", "timeout = \"120s\""), ("shared", "shared")];
+const ARGS: &[(&str, &str)] = &[
+    ("env", "env = \"e2e_example\""),
+    ("timeout", "timeout = \"120s\""),
+    ("shared", "shared"),
+    ("crate", "crate = \"my_e2e\""),
+];
 
 const UNSUPPORTED_TYPE: &str =
     "unsupported parameter type: #[e2e::test] takes `&e2e::Env` and workload types declared with `e2e::workload!`";
@@ -86,7 +92,7 @@ fn parse_config(args: TokenStream, errors: &mut Errors) -> Option<Config> {
     let mut seen = HashSet::new();
     // An argument without a key may have been meant as the env: no "missing env" then.
     let mut keyless = false;
-    let (mut env, mut timeout, mut shared) = (None, None, false);
+    let (mut env, mut timeout, mut shared, mut krate) = (None, None, false, None);
     let parser = |input: ParseStream| {
         parse_recovering(input, errors, |input, _| {
             let key = input.call(Ident::parse_any).map_err(|e| {
@@ -135,6 +141,7 @@ fn parse_config(args: TokenStream, errors: &mut Errors) -> Option<Config> {
                     check_env_name(&lit.value()).map_err(|e| syn::Error::new(lit.span(), e))?;
                     env = Some(lit);
                 }
+                "crate" => krate = Some(crate::common::crate_path(&lit)?),
                 _ => timeout = Some(parse_duration(&lit, "timeout")?),
             }
             Ok(())
@@ -148,7 +155,7 @@ fn parse_config(args: TokenStream, errors: &mut Errors) -> Option<Config> {
             "#[e2e::test] needs an env name: `#[e2e::test(env = \"name\")]`; tests of one env never run at the same time",
         );
     }
-    Some(Config { env: env?, timeout, shared })
+    Some(Config { env: env?, timeout, shared, krate })
 }
 
 /// Why `name` can't be an env name, if it can't: the rule `Env::docker` applies too.
@@ -364,7 +371,7 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown argument `nme`; known arguments: `env`, `timeout`, `shared`",
+                "unknown argument `nme`; known arguments: `env`, `timeout`, `shared`, `crate`",
                 "duplicate argument `env`",
                 "`timeout` takes a string literal: `timeout = \"120s\"`",
                 "expected `timeout = \"120s\"`",

@@ -18,6 +18,8 @@ use crate::common::{listed, parse_duration, parse_recovering, Errors};
 pub(crate) struct Parsed {
     pub workloads: Vec<Workload>,
     pub errors: Option<syn::Error>,
+    /// A leading `crate = "path";`: where the e2e crate is, when the dependency is renamed.
+    pub krate: Option<syn::Path>,
 }
 
 /// One workload, each value keeping the span of what the user wrote.
@@ -86,7 +88,19 @@ const PROBES: &str = "`http(port, \"/path\")`, `https(port, \"/path\")`, `tcp(po
 pub(crate) fn parse(input: TokenStream) -> Parsed {
     let mut errors = Errors::default();
     let mut workloads = Vec::new();
+    let mut krate = None;
     let parser = |input: ParseStream| {
+        if input.peek(Token![crate]) && input.peek2(Token![=]) {
+            input.parse::<Token![crate]>()?;
+            input.parse::<Token![=]>()?;
+            match input.parse::<LitStr>().and_then(|lit| crate::common::crate_path(&lit)) {
+                Ok(path) => krate = Some(path),
+                Err(e) => errors.push(e),
+            }
+            if let Err(e) = input.parse::<Token![;]>() {
+                errors.push(syn::Error::new(e.span(), "expected `;` after `crate = \"my_e2e\"`"));
+            }
+        }
         if input.is_empty() {
             errors.at(Span::call_site(), "expected a workload: `Name { image: \"repo/name:tag\", ... }`");
         }
@@ -103,7 +117,7 @@ pub(crate) fn parse(input: TokenStream) -> Parsed {
         Ok(())
     };
     parser.parse2(input).expect("the parser consumes all of its input");
-    Parsed { workloads, errors: errors.into_error() }
+    Parsed { workloads, errors: errors.into_error(), krate }
 }
 
 fn parse_workload(input: ParseStream, errors: &mut Errors) -> syn::Result<Workload> {
