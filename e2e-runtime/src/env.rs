@@ -111,6 +111,8 @@ pub(crate) struct EnvInner {
     /// `root/shared`, mounted into every container.
     pub shared: PathBuf,
     pub http: reqwest::Client,
+    /// The env's tracing span (inside the test's, when a test made it).
+    pub span: tracing::Span,
     pub quiet: bool,
     life: Mutex<Life>,
     /// Serializes closes: a second waits for the first.
@@ -216,6 +218,8 @@ impl Env {
             tokio::spawn(follow_events(engine.clone(), name.to_string(), first, exits.clone(), instrumented.clone()));
         let http = probe_client();
         let quiet = crate::settings::get().quiet || sharing;
+        let span = tracing::info_span!(target: "e2e", "env", env = %name, network = %network.name);
+        tracing::debug!(target: "e2e", parent: &span, "env created");
         Ok(Env {
             inner: Arc::new(EnvInner {
                 name: name.to_string(),
@@ -224,6 +228,7 @@ impl Env {
                 root,
                 shared,
                 http,
+                span,
                 quiet,
                 life: Mutex::new(Life { state: Lifecycle::Open, lock: Some(lock), events: Some(events) }),
                 close_gate: tokio::sync::Mutex::new(()),
@@ -250,6 +255,7 @@ impl Env {
         crate::settings::get().check()?;
         let engine = crate::engine::connect().await?;
         let http = probe_client();
+        let span = tracing::info_span!(target: "e2e", "env", env = %name, network = %network.name);
         Ok(Env {
             inner: Arc::new(EnvInner {
                 name: name.to_string(),
@@ -258,6 +264,7 @@ impl Env {
                 shared: root.join("shared"),
                 root,
                 http,
+                span,
                 quiet: true,
                 // Kept: neither close nor drop removes anything; the keeper does.
                 life: Mutex::new(Life { state: Lifecycle::Kept, lock: None, events: None }),
@@ -530,6 +537,7 @@ impl Env {
         let dir = crate::paths::remove_env_dir(&self.inner.root);
         self.closed();
         drop(lock);
+        tracing::debug!(target: "e2e", parent: &self.inner.span, removed = result.is_ok(), "env closed");
         result.and(dir)
     }
 
@@ -544,6 +552,7 @@ impl Env {
         if kept {
             return;
         }
+        tracing::debug!(target: "e2e", parent: &self.inner.span, "env closing in the background");
         let job = crate::cleanup::reaper::Job {
             engine: self.inner.engine.clone(),
             env: self.inner.name.clone(),
@@ -564,7 +573,12 @@ impl Drop for EnvInner {
         if matches!(life.state, Lifecycle::Kept | Lifecycle::Closed) {
             return;
         }
-        eprintln!("e2e: env {:?} was dropped without close(): removing its resources now", self.name);
+        crate::say::say!(
+            warn,
+            { env = self.name },
+            "env {:?} was dropped without close(): removing its resources now",
+            self.name
+        );
         if let Some(events) = life.events.take() {
             events.abort();
         }
@@ -576,7 +590,7 @@ impl Drop for EnvInner {
             })
         });
         if let Err(e) = removed.and(crate::paths::remove_env_dir(&self.root)) {
-            eprintln!("e2e: cleaning up env {:?} failed: {e}", self.name);
+            crate::say::say!(warn, { env = self.name }, "cleaning up env {:?} failed: {e}", self.name);
         }
     }
 }

@@ -133,7 +133,7 @@ impl BinaryImage {
             engine.image(&self.tag).await.map_err(|e| Error::engine(format!("inspecting image {:?}", self.tag), e))?;
         if let Some(found) = found.as_ref().filter(|f| f.labels.get(CONTENT_HASH_LABEL) == Some(&hash)) {
             if !self.quiet {
-                println!("e2e: build {}: up to date", self.tag);
+                crate::say::say!(info, { image = self.tag }, "build {}: up to date", self.tag);
             }
             return Ok(found.id.clone());
         }
@@ -288,12 +288,12 @@ pub(crate) async fn pull(engine: &dyn Engine, image: &str, quiet: bool) -> Resul
         return Ok(());
     }
     if !quiet {
-        println!("e2e: pulling image {image} (not present locally)");
+        crate::say::say!(info, { image = image }, "pulling image {image} (not present locally)");
     }
     let mut last = String::new();
     let mut progress = |line: &str| {
         if !quiet && line != last {
-            println!("e2e: pull {image}: {line}");
+            crate::say::say!(info, { image = image }, "pull {image}: {line}");
             last = line.to_string();
         }
     };
@@ -321,7 +321,7 @@ async fn build(
                 step = line.to_string();
             }
             if !quiet {
-                println!("e2e: build {tag}: {line}");
+                crate::say::say!(info, { image = tag }, "build {tag}: {line}");
             }
         })
         .await;

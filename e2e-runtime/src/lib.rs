@@ -30,6 +30,7 @@ mod paths;
 mod probe;
 mod proxy;
 mod runnable;
+mod say;
 mod settings;
 mod shared;
 pub mod standalone;

@@ -44,7 +44,7 @@ fn write_targets(file: &Path, set: &InstrumentedSet) {
     let text = targets_json(set);
     if std::fs::write(&tmp, text).and_then(|()| set_readable(&tmp)).and_then(|()| std::fs::rename(&tmp, file)).is_err()
     {
-        eprintln!("e2e: could not update the monitoring targets in {}", file.display());
+        crate::say::say!(warn, "could not update the monitoring targets in {}", file.display());
     }
 }
 
@@ -106,7 +106,7 @@ impl Files {
                 // A copy may be read half-written; Prometheus then keeps the targets it had and
                 // reads the file again at its next refresh.
                 if let Err(e) = prometheus.copy_to(&self.internal("targets.json"), targets_json(set)).await {
-                    eprintln!("e2e: could not update the monitoring targets: {e}");
+                    crate::say::say!(warn, "could not update the monitoring targets: {e}");
                 }
             }
         }
@@ -284,7 +284,7 @@ impl Monitoring {
             || std::env::var_os("DISPLAY").is_some()
             || std::env::var_os("WAYLAND_DISPLAY").is_some();
         if !(graphical && open::that_detached(&url).is_ok()) {
-            println!("e2e: monitoring UI: {url}");
+            crate::say::say!(info, "monitoring UI: {url}");
         }
         Ok(url)
     }
@@ -454,7 +454,7 @@ async fn push_container_metrics(env: Env, prometheus: Runnable, every: Duration)
             Err(e) => Some(e.to_string()),
         };
         if let Some(why) = failed.filter(|_| !warned) {
-            eprintln!("e2e: monitoring: sending container metrics to {url} failed: {why}");
+            crate::say::say!(warn, "monitoring: sending container metrics to {url} failed: {why}");
             warned = true;
         }
         tokio::time::sleep(every).await;

@@ -112,7 +112,11 @@ pub(crate) async fn lock_env_name(name: &str) -> Result<std::fs::File> {
         Err(std::fs::TryLockError::WouldBlock) => {}
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(format!("locking {}", path.display()), e)),
     }
-    eprintln!("e2e: env {name:?} is in use by another test or process; waiting for it to close");
+    crate::say::say!(
+        info,
+        { env = name },
+        "env {name:?} is in use by another test or process; waiting for it to close"
+    );
     tokio::task::spawn_blocking(move || file.lock().map(|()| file))
         .await
         .expect("the lock task does not panic")

@@ -121,7 +121,7 @@ async fn serve(env: Weak<EnvInner>, conn: TcpStream) {
     match conn.peek(&mut first).await {
         Ok(1) if first[0] == 5 => {
             if let Err(e) = socks5(&env, conn).await {
-                eprintln!("e2e: proxy of env {:?}: {e}", env_name(&env));
+                crate::say::say!(warn, { env = env_name(&env) }, "proxy of env {:?}: {e}", env_name(&env));
             }
         }
         Ok(1) => {
@@ -207,8 +207,9 @@ type Body = BoxBody<Bytes, hyper::Error>;
 
 /// A `502 Bad Gateway` that says why, for the client and on stderr.
 fn bad_gateway(env: &Weak<EnvInner>, why: String) -> Response<Body> {
-    let message = format!("e2e: proxy of env {:?}: cannot reach {why}", env_name(env));
-    eprintln!("{message}");
+    let message = format!("proxy of env {:?}: cannot reach {why}", env_name(env));
+    crate::say::say!(warn, { env = env_name(env) }, "{message}");
+    let message = format!("e2e: {message}");
     let mut response = Response::new(Full::new(Bytes::from(message + "\n")).map_err(|never| match never {}).boxed());
     *response.status_mut() = StatusCode::BAD_GATEWAY;
     response

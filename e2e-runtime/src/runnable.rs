@@ -280,8 +280,18 @@ impl RunnableBuilder {
         let exits = self.env.inner.exits.watch(&container);
         let logs = Arc::new(LogBuffer::default());
         let registered = self.problem.is_none().then(|| (self.env.clone(), self.name.clone(), container.clone()));
+        let span = tracing::info_span!(
+            target: "e2e",
+            parent: &self.env.inner.span,
+            "runnable",
+            runnable = %self.name,
+            env = %self.env.name(),
+            image = tracing::field::Empty,
+            container = tracing::field::Empty,
+        );
         let future = FutureRunnable {
             inner: Arc::new(Inner {
+                span,
                 dir: self.env.shared_dir().join(&dir_rel),
                 internal_dir: format!("{INTERNAL_SHARED_DIR}/{dir_rel}"),
                 env: self.env,
@@ -381,6 +391,7 @@ impl FutureRunnable {
 
     /// Gives the start options.
     pub fn init(self, options: StartOptions) -> Runnable {
+        self.inner.span.record("image", options.image());
         Runnable { inner: self.inner, options: Arc::new(options) }
     }
 }
@@ -410,6 +421,9 @@ struct Inner {
     tasks: tokio::sync::Mutex<Tasks>,
     /// Where the runnable is in its life, behind one lock: readers never wait on a start.
     phase: Mutex<Phase>,
+    /// Its tracing span, inside its env's: `image` recorded when configured, `container` when
+    /// started.
+    span: tracing::Span,
 }
 
 #[derive(Debug, Default)]
@@ -582,6 +596,7 @@ impl Runnable {
         inner.set_phase(Phase::Started(container));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let task = rt.spawn(follow_logs(
+                inner.span.clone(),
                 inner.env.inner.engine.clone(),
                 a.id,
                 inner.name.clone(),
@@ -779,7 +794,10 @@ impl Runnable {
             Container { id: id.clone(), host_ports: HashMap::new(), ip: None, logs_from: inner.logs.total() };
         inner.set_phase(Phase::Started(container));
         engine.start_container(&id).await.map_err(inner.failed("starting"))?;
+        inner.span.record("container", spec.name.as_str());
+        tracing::debug!(target: "e2e", parent: &inner.span, container = %spec.name, image = %spec.image, "started");
         tasks.logs_task = Some(tokio::spawn(follow_logs(
+            inner.span.clone(),
             env.inner.engine.clone(),
             id.clone(),
             inner.name.clone(),
@@ -1007,7 +1025,11 @@ impl Runnable {
                 return Err(Error::EventsLost { runnable: inner.name.clone(), detail: why });
             }
             match probe.check(&target).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    let waited = started.elapsed();
+                    tracing::debug!(target: "e2e", parent: &inner.span, probe = %probe, ?waited, "ready");
+                    return Ok(());
+                }
                 // Waiting longer cannot help (unhealthy, another exit code): say so now.
                 Err(e) if e.is_final() => {
                     return Err(Error::NotReady {
@@ -1104,11 +1126,8 @@ impl Runnable {
             return Err(Error::NotRunning { runnable: self.inner.name.clone(), operation: "exec" });
         }
         let name = &self.inner.name;
-        let mut on_line = |is_err: bool, line: &str| {
-            if !quiet {
-                println!("{name} exec{}: {line}", if is_err { " (stderr)" } else { "" });
-            }
-        };
+        let span = &self.inner.span;
+        let mut on_line = |is_err: bool, line: &str| crate::say::output(span, name, " exec", is_err, line, quiet);
         let (mut stdout, mut stderr, mut lines) = (String::new(), String::new(), LineSplitter::default());
         let exit_code = self
             .inner
@@ -1269,6 +1288,7 @@ impl crate::probe::Exec for Runnable {
 /// Streams a container's output into its log buffer and, unless quiet, the test output.
 /// Every line also goes to `file`, whole, for the record kept on failure.
 async fn follow_logs(
+    span: tracing::Span,
     engine: Arc<dyn Engine>,
     id: String,
     name: String,
@@ -1285,9 +1305,7 @@ async fn follow_logs(
         .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&file).ok());
     let mut on_line = |is_err: bool, line: &str| {
         let stream = if is_err { " (stderr)" } else { "" };
-        if !quiet {
-            println!("{name}{stream}: {line}");
-        }
+        crate::say::output(&span, &name, "", is_err, line, quiet);
         if let Some(f) = &mut record {
             let _ = writeln!(f, "{}{stream}: {line}", humantime::format_rfc3339_millis(std::time::SystemTime::now()));
         }

@@ -74,10 +74,10 @@ fn close_all() {
         for (env, failed) in envs {
             use crate::settings::Keep;
             if keep == Keep::Always || (keep == Keep::OnFailure && failed) {
-                eprintln!("e2e: {}", env.keep());
+                crate::say::say!(warn, "{}", env.keep());
                 let _ = env.close().await;
             } else if let Err(e) = env.close().await {
-                eprintln!("e2e: closing shared env {:?} at exit failed: {e}", env.name());
+                crate::say::say!(warn, "closing shared env {:?} at exit failed: {e}", env.name());
             }
         }
     });

@@ -119,44 +119,48 @@ pub fn run_test(spec: TestSpec, body: impl FnOnce(Env) -> TestBody) {
         .enable_all()
         .build()
         .expect("a tokio runtime can be built");
-    let outcome = rt.block_on(async move {
-        if let Some(conflict) = sharing_conflict(&spec) {
-            return Outcome::Failed(conflict);
-        }
-        let env = if spec.shared {
-            let env = match crate::keeper::run_id() {
-                Some(run) => crate::keeper::attach(spec.env, &run).await,
-                None => crate::shared::env(spec.env).await,
+    let span = tracing::info_span!(target: "e2e", "test", test = %spec.name(), env = spec.env);
+    let outcome = rt.block_on(tracing::Instrument::instrument(
+        async move {
+            if let Some(conflict) = sharing_conflict(&spec) {
+                return Outcome::Failed(conflict);
+            }
+            let env = if spec.shared {
+                let env = match crate::keeper::run_id() {
+                    Some(run) => crate::keeper::attach(spec.env, &run).await,
+                    None => crate::shared::env(spec.env).await,
+                };
+                match env {
+                    Ok(env) => env,
+                    Err(e) => return Outcome::Failed(e),
+                }
+            } else {
+                match Env::docker(spec.env).await {
+                    Ok(env) => env,
+                    Err(e) => return Outcome::Failed(format!("creating env {:?}: {e:?}", spec.env)),
+                }
             };
-            match env {
-                Ok(env) => env,
-                Err(e) => return Outcome::Failed(e),
-            }
-        } else {
-            match Env::docker(spec.env).await {
-                Ok(env) => env,
-                Err(e) => return Outcome::Failed(format!("creating env {:?}: {e:?}", spec.env)),
-            }
-        };
-        // The test's name, for messages about shared declarations.
-        let run = crate::shared::TEST.scope(spec.name(), AssertUnwindSafe(body(env.clone())).catch_unwind());
-        let outcome = match spec.timeout {
-            Some(t) => match tokio::time::timeout(t, run).await {
-                Ok(r) => r,
-                Err(_) => Err(Box::new(TimeoutMarker(t)) as Box<dyn std::any::Any + Send>),
-            },
-            None => run.await,
-        };
-        let outcome = match outcome {
-            Ok(Ok(())) => Outcome::Passed,
-            Ok(Err(msg)) => Outcome::Failed(msg),
-            Err(p) => match p.downcast::<TimeoutMarker>() {
-                Ok(t) => Outcome::TimedOut(t.0),
-                Err(p) => Outcome::Panicked(p),
-            },
-        };
-        finish(&spec, &env, outcome).await
-    });
+            // The test's name, for messages about shared declarations.
+            let run = crate::shared::TEST.scope(spec.name(), AssertUnwindSafe(body(env.clone())).catch_unwind());
+            let outcome = match spec.timeout {
+                Some(t) => match tokio::time::timeout(t, run).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Box::new(TimeoutMarker(t)) as Box<dyn std::any::Any + Send>),
+                },
+                None => run.await,
+            };
+            let outcome = match outcome {
+                Ok(Ok(())) => Outcome::Passed,
+                Ok(Err(msg)) => Outcome::Failed(msg),
+                Err(p) => match p.downcast::<TimeoutMarker>() {
+                    Ok(t) => Outcome::TimedOut(t.0),
+                    Err(p) => Outcome::Panicked(p),
+                },
+            };
+            finish(&spec, &env, outcome).await
+        },
+        span,
+    ));
     drop(rt);
     match outcome {
         Outcome::Passed => {}
@@ -174,6 +178,8 @@ pub fn run_test(spec: TestSpec, body: impl FnOnce(Env) -> TestBody) {
 /// a backtrace of the framework, which says nothing about an error that the body returned or
 /// that setting the env up met. The payload is the message, for `#[should_panic(expected)]`.
 fn fail(spec: &TestSpec, at: &std::panic::Location<'_>, msg: String) -> ! {
+    // Always on stderr (the test's failure output), and as an event for a subscriber.
+    tracing::error!(target: "e2e", test = %spec.name(), at = %at, "{msg}");
     eprintln!("e2e: test {} failed at {at}:\n{msg}", spec.name());
     std::panic::resume_unwind(Box::new(msg))
 }

@@ -26,13 +26,14 @@ pub(crate) fn install() {
         // Made now, not on first use: that may be the exit hook, when a runtime can no longer
         // be built on the exiting thread.
         if let Err(e) = session::start() {
-            eprintln!("e2e: {e}; envs are removed in the foreground");
+            crate::say::say!(warn, "{e}; envs are removed in the foreground");
         }
         signals::install();
         if !crate::settings::get().no_watchdog {
             if let Err(e) = watchdog::spawn() {
-                eprintln!(
-                    "e2e: could not start the cleanup watchdog ({e}); a killed run is cleaned up by the next one"
+                crate::say::say!(
+                    warn,
+                    "could not start the cleanup watchdog ({e}); a killed run is cleaned up by the next one"
                 );
             }
         }

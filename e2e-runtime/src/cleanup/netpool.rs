@@ -166,7 +166,7 @@ pub(crate) async fn sweep_dead(engine: &dyn Engine) {
             match remove_unused(engine, &o).await {
                 // The engine's phantom endpoint: nothing to do but leave it to a later run.
                 Err(e) if is_in_use(&e) => {}
-                Err(e) => eprintln!("e2e: could not remove the networks dead run {o} left: {e}"),
+                Err(e) => crate::say::say!(warn, "could not remove the networks dead run {o} left: {e}"),
                 Ok(()) => {}
             }
         }

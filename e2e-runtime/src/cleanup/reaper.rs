@@ -48,7 +48,7 @@ pub(crate) fn submit(job: Job) -> Result<(), Job> {
         match engine {
             Ok(engine) => remove(&*engine, job).await,
             // No engine: the watchdog (or the next run of this env name) removes it.
-            Err(e) => eprintln!("e2e: removing env {:?}: {e}", job.env),
+            Err(e) => crate::say::say!(warn, "removing env {:?}: {e}", job.env),
         }
         finished();
     });
@@ -90,7 +90,10 @@ pub(crate) fn wait_at_exit() {
     }
     let left = wait_idle(EXIT_WAIT);
     if left > 0 {
-        eprintln!("e2e: {left} env removal(s) still running after {EXIT_WAIT:?} at exit; the watchdog finishes them");
+        crate::say::say!(
+            warn,
+            "{left} env removal(s) still running after {EXIT_WAIT:?} at exit; the watchdog finishes them"
+        );
     }
 }
 
@@ -99,7 +102,7 @@ pub(crate) async fn remove(engine: &dyn Engine, job: Job) {
     let removed = crate::cleanup::removal::remove_env(engine, &job.env, job.network.clone()).await;
     let dir = crate::paths::remove_env_dir(&job.root);
     if let Err(e) = removed.and(dir) {
-        eprintln!("e2e: removing env {:?} in the background failed: {e}", job.env);
+        crate::say::say!(warn, "removing env {:?} in the background failed: {e}", job.env);
     }
     drop(job.lock);
 }

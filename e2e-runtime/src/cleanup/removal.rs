@@ -93,11 +93,11 @@ pub(crate) async fn sweep_dead(engine: &dyn Engine, env: &str) -> Result<()> {
         }
     }
     for o in dead {
-        eprintln!("e2e: removing resources of env {env:?} left by dead run {o}");
+        crate::say::say!(info, { env = env, owner = o }, "removing resources of env {env:?} left by dead run {o}");
         // What cannot be removed (an engine that keeps a phantom endpoint on a network) must not
         // make the env name unusable: this run works beside it, under other names.
         if let Err(e) = remove_run(engine, env, &o, None).await {
-            eprintln!("e2e: could not remove everything dead run {o} left in env {env:?}: {e}");
+            crate::say::say!(warn, "could not remove everything dead run {o} left in env {env:?}: {e}");
         }
     }
     crate::paths::remove_dead_run_dirs();

@@ -35,7 +35,7 @@ extern "C" fn at_exit() {
         Box::pin(async move { crate::cleanup::netpool::remove_idle(&*engine).await })
     });
     if let Err(e) = removed {
-        eprintln!("e2e: removing this run's idle networks at exit failed ({e}); the watchdog removes them");
+        crate::say::say!(warn, "removing this run's idle networks at exit failed ({e}); the watchdog removes them");
     }
 }
 
@@ -44,7 +44,7 @@ fn install_signal_handler() {
     let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("e2e: cannot handle SIGINT/SIGTERM/SIGHUP ({e}); the watchdog will clean up instead");
+            crate::say::say!(warn, "cannot handle SIGINT/SIGTERM/SIGHUP ({e}); the watchdog will clean up instead");
             return;
         }
     };
@@ -57,10 +57,10 @@ fn install_signal_handler() {
                     SIGHUP => "SIGHUP",
                     _ => "SIGTERM",
                 };
-                eprintln!("e2e: {name} received: removing this run's containers, networks and volumes");
+                crate::say::say!(warn, "{name} received: removing this run's containers, networks and volumes");
                 match remove_this_run() {
-                    Ok(n) => eprintln!("e2e: removed the resources of {n} env(s)"),
-                    Err(e) => eprintln!("e2e: cleanup after {name} failed: {e}"),
+                    Ok(n) => crate::say::say!(warn, "removed the resources of {n} env(s)"),
+                    Err(e) => crate::say::say!(warn, "cleanup after {name} failed: {e}"),
                 }
                 // Die of the signal, as the process would have without us.
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
