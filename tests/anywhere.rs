@@ -390,6 +390,10 @@ async fn monitoring_discovers_runnables_and_has_container_metrics_on_any_engine(
     mon.wait_query("any_value", Duration::from_secs(60), |s| s.len() == 2 && total(s) == 3.0).await?;
     let memory = "container_memory_usage_bytes{job=\"containers\", runnable=\"late\"} > 0";
     mon.wait_query(memory, Duration::from_secs(60), |s| s.len() == 1).await?;
+    // And the test process's own, however Prometheus gets them (scraped, or sent).
+    let threads = "process_threads{job=\"test_process\"} > 1";
+    let got = mon.wait_query(threads, Duration::from_secs(60), |s| s.len() == 1).await?;
+    assert_eq!(got[0].metric["pid"], std::process::id().to_string());
     late.stop().await?;
     mon.wait_query("up{job=\"e2e\"} == 1", Duration::from_secs(60), |s| {
         let mut names: Vec<_> = s.iter().map(|s| s.metric["runnable"].as_str()).collect();

@@ -65,6 +65,18 @@ async fn discovers_runnables_as_they_start_and_stop() -> e2e::Result<()> {
     })
     .await?;
 
+    // The test process's own usage, as job `test_process`, with no cgroup to set up.
+    let pid = std::process::id().to_string();
+    for (series, at_least) in
+        [("process_threads", 2.0), ("process_open_fds", 3.0), ("process_resident_memory_bytes", 1e6)]
+    {
+        let query = format!("{series}{{job=\"test_process\"}}");
+        let got = mon.wait_query(&query, Duration::from_secs(30), |s| s.len() == 1 && s[0].value >= at_least).await?;
+        assert_eq!(got[0].metric["pid"], pid, "{series}");
+    }
+    mon.wait_query("process_cpu_seconds_total{job=\"test_process\"} > 0", Duration::from_secs(30), |s| s.len() == 1)
+        .await?;
+
     // A bad query says what is wrong with it.
     let e = mon.query("up{").await.unwrap_err().to_string();
     assert!(e.contains("up{") && e.contains("bad_data"), "{e}");

@@ -22,6 +22,11 @@
 //! listening on the env network's gateway; where Prometheus cannot reach this process (a
 //! remote engine, a test inside a container) this process pushes them to Prometheus's
 //! remote-write receiver every scrape interval, through its published port.
+//!
+//! The test process's own usage comes the same way, as job `test_process` (labelled `pid`):
+//! `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`,
+//! `process_threads`, `process_open_fds`, `process_start_time_seconds`, read from `/proc/self`
+//! at each scrape: no cgroup to set up.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -211,8 +216,10 @@ pub async fn start_with(env: &Env, options: MonitoringOptions) -> Result<Monitor
                     .map_err(|e| Error::io(format!("listening on the env network's gateway {gateway}"), e))?;
                 let port = listener.local_addr().map_err(|e| Error::io("reading the exporter's address", e))?.port();
                 exporter = Some(tokio::spawn(serve_container_metrics(listener, env.clone())));
-                container_job =
-                    format!("  - job_name: containers\n    static_configs:\n      - targets: ['{gateway}:{port}']\n");
+                container_job = format!(
+                    "  - job_name: containers\n    static_configs:\n      - targets: ['{gateway}:{port}']\n\
+                     \x20 - job_name: {PROCESS_JOB}\n    metrics_path: {PROCESS_PATH}\n    static_configs:\n      - targets: ['{gateway}:{port}']\n"
+                );
             }
             // Prometheus cannot reach this process: it is sent the metrics instead.
             None => push = true,
@@ -385,10 +392,14 @@ async fn serve_container_metrics(listener: tokio::net::TcpListener, env: Env) {
         };
         let env = env.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |_req| {
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let env = env.clone();
                 async move {
-                    let body = container_metrics(&env).await;
+                    let body = if req.uri().path() == PROCESS_PATH {
+                        process_metrics()
+                    } else {
+                        container_metrics(&env).await
+                    };
                     Ok::<_, Infallible>(
                         hyper::Response::builder()
                             .header("Content-Type", "text/plain; version=0.0.4")
@@ -438,7 +449,17 @@ async fn push_container_metrics(env: Env, prometheus: Runnable, every: Duration)
                 series.push((labels, value(usage)));
             }
         }
-        let body = snap::raw::Encoder::new().compress_vec(&write_request(&series, millis)).expect("snappy of bytes");
+        let mut body = write_request(&series, millis);
+        // And this test process's own usage, as its job.
+        let pid = std::process::id().to_string();
+        let process: Vec<([(&str, &str); 4], f64)> = process_usage()
+            .into_iter()
+            .map(|(name, _, _, value)| {
+                ([("__name__", name), ("instance", "e2e"), ("job", PROCESS_JOB), ("pid", pid.as_str())], value)
+            })
+            .collect();
+        body.extend(write_request(&process, millis));
+        let body = snap::raw::Encoder::new().compress_vec(&body).expect("snappy of bytes");
         let sent = prometheus
             .http()
             .post(&url)
@@ -496,6 +517,56 @@ fn write_request<const N: usize>(series: &[([(&str, &str); N], f64)], millis: i6
 }
 
 /// The exposition of the env's containers' resource usage.
+/// The job of this test process's own usage, and the exporter's path for it.
+pub const PROCESS_JOB: &str = "test_process";
+const PROCESS_PATH: &str = "/process";
+
+/// This process's usage, as the Prometheus client libraries' process collector names it:
+/// CPU seconds, resident and virtual memory, threads, open file descriptors, start time.
+fn process_usage() -> Vec<(&'static str, &'static str, &'static str, f64)> {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return Vec::new() };
+    // The fields after the command name (which may hold spaces and parentheses).
+    let Some((_, rest)) = stat.rsplit_once(')') else { return Vec::new() };
+    let f: Vec<f64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+    // rest[0] is field 3 (state): field n is f[n - 3].
+    let field = |n: usize| f.get(n - 3).copied().unwrap_or(0.0);
+    // SAFETY: sysconf reads a constant of the system.
+    let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK) as f64, libc::sysconf(libc::_SC_PAGESIZE) as f64) };
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<f64>().ok())))
+        .unwrap_or(0.0);
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as f64;
+    vec![
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time of the test process.",
+            (field(14) + field(15)) / ticks,
+        ),
+        ("process_resident_memory_bytes", "gauge", "Resident memory of the test process.", field(24) * page),
+        ("process_virtual_memory_bytes", "gauge", "Virtual memory of the test process.", field(23)),
+        ("process_threads", "gauge", "Threads of the test process.", field(20)),
+        ("process_open_fds", "gauge", "Open file descriptors of the test process.", fds),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the test process (Unix seconds).",
+            boot + field(22) / ticks,
+        ),
+    ]
+}
+
+/// [`process_usage`] as an exposition, labelled with the pid.
+fn process_metrics() -> String {
+    let pid = std::process::id();
+    let mut out = String::new();
+    for (name, kind, help, value) in process_usage() {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{pid=\"{pid}\"}} {value}");
+    }
+    out
+}
+
 async fn container_metrics(env: &Env) -> String {
     let stats = env.container_stats().await;
     let mut out = String::new();
