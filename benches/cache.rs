@@ -32,12 +32,13 @@ async fn main() -> e2e::Result<()> {
 }
 
 async fn run(redis: &Redis, memcached: &Memcached, iterations: usize) -> e2e::Result<()> {
-    let mut conn = TcpStream::connect(redis.redis_endpoint()?).await.expect("redis accepts connections");
+    let mut conn = TcpStream::connect(redis.redis_endpoint()?.as_str()).await.expect("redis accepts connections");
     conn.set_nodelay(true).unwrap();
     bench("redis SET", iterations, &mut conn, b"SET bench:key hello\r\n", b"+OK\r\n").await;
     bench("redis GET", iterations, &mut conn, b"GET bench:key\r\n", b"$5\r\nhello\r\n").await;
 
-    let mut conn = TcpStream::connect(memcached.memcached_endpoint()?).await.expect("memcached accepts connections");
+    let mut conn =
+        TcpStream::connect(memcached.memcached_endpoint()?.as_str()).await.expect("memcached accepts connections");
     conn.set_nodelay(true).unwrap();
     bench("memcached set", iterations, &mut conn, b"set bench 0 0 5\r\nhello\r\n", b"STORED\r\n").await;
     bench("memcached get", iterations, &mut conn, b"get bench\r\n", b"VALUE bench 0 5\r\nhello\r\nEND\r\n").await;

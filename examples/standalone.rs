@@ -45,7 +45,7 @@ async fn main() -> e2e::Result<()> {
         return Err(e);
     }
 
-    let targets: Vec<String> = replicas.iter().map(|r| r.endpoint("http")).collect::<e2e::Result<_>>()?;
+    let targets: Vec<e2e::Endpoint> = replicas.iter().map(|r| r.endpoint("http")).collect::<e2e::Result<_>>()?;
     let load = tokio::spawn(generate_load(targets));
 
     println!("\nenvironment {:?} is up:", env.name());
@@ -120,7 +120,7 @@ async fn start_monitoring(env: &Env) -> Option<Monitoring> {
 }
 
 /// Sends each replica a few requests a second: mostly `/`, some slow ones, some errors.
-async fn generate_load(targets: Vec<String>) {
+async fn generate_load(targets: Vec<e2e::Endpoint>) {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("an HTTP client");
     let paths = ["/", "/", "/", "/slow?for=50ms", "/", "/status/500"];
     for n in 0usize.. {

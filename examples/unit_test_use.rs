@@ -32,7 +32,7 @@ mod tests {
         // 2. Declare the global view and link it to both before any of them starts: their
         //    addresses inside the env network are known from their declaration.
         let global = Prometheus::new(env, "global");
-        global.set_config(&federation_config(&[&p1, &p2])).await?;
+        global.set_config(&federation_config(&[&p1, &p2])?).await?;
 
         // 3. Start all three in parallel; each is waited until `/-/ready` answers.
         e2e::start_and_wait_ready([&*p1, &*p2, &*global]).await?;
@@ -61,15 +61,18 @@ mod tests {
     /// take the time of the federation scrape (`honor_timestamps: false`): samples with
     /// explicit timestamps are never marked stale, so a stopped instance's series would linger
     /// for the 5 minutes of the query lookback.
-    fn federation_config(instances: &[&Prometheus]) -> String {
-        let targets: Vec<String> = instances.iter().map(|p| format!("'{}'", p.http_internal_endpoint())).collect();
-        format!(
+    fn federation_config(instances: &[&Prometheus]) -> e2e::Result<String> {
+        let mut targets = Vec::new();
+        for p in instances {
+            targets.push(format!("'{}'", p.http_internal_endpoint()?));
+        }
+        Ok(format!(
             "global:\n  external_labels:\n    prometheus: global\n\
              scrape_configs:\n  - job_name: federate\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    \
              honor_labels: true\n    honor_timestamps: false\n    metrics_path: /federate\n    params:\n      'match[]': ['{{job=\"myself\"}}']\n    \
              static_configs:\n      - targets: [{}]\n",
             targets.join(", ")
-        )
+        ))
     }
 
     /// Runs an instant query on the Prometheus at `addr` until the sorted values of the

@@ -292,6 +292,11 @@ impl Prometheus {
     }
 }
 
+/// The internal endpoint of a port the workload declares (never an error).
+fn declared(endpoint: Result<crate::Endpoint>) -> crate::Endpoint {
+    endpoint.expect("a declared port has an internal endpoint")
+}
+
 /// A cluster of [`Etcd`] members, each configured with the others' peer addresses (known
 /// before any starts), elections tuned for tests (50 ms heartbeats, 500 ms election timeout).
 /// Members are `<name>0`, `<name>1`..., typed `Etcd` with their accessors.
@@ -320,7 +325,7 @@ impl EtcdCluster {
             })
             .collect();
         let cluster: Vec<String> =
-            ahead.iter().map(|(m, f)| format!("{m}=http://{}", f.peer_internal_endpoint())).collect();
+            ahead.iter().map(|(m, f)| format!("{m}=http://{}", declared(f.peer_internal_endpoint()))).collect();
         let cluster = cluster.join(",");
         let token = format!("{}-{name}", env.name());
         let members = ahead
@@ -329,10 +334,10 @@ impl EtcdCluster {
                 let command = [
                     "/usr/local/bin/etcd".to_string(),
                     format!("--name={member}"),
-                    format!("--initial-advertise-peer-urls=http://{}", f.peer_internal_endpoint()),
+                    format!("--initial-advertise-peer-urls=http://{}", declared(f.peer_internal_endpoint())),
                     "--listen-peer-urls=http://0.0.0.0:2380".into(),
                     "--listen-client-urls=http://0.0.0.0:2379".into(),
-                    format!("--advertise-client-urls=http://{}", f.client_internal_endpoint()),
+                    format!("--advertise-client-urls=http://{}", declared(f.client_internal_endpoint())),
                     format!("--initial-cluster={cluster}"),
                     "--initial-cluster-state=new".into(),
                     format!("--initial-cluster-token={token}"),
@@ -351,7 +356,7 @@ impl EtcdCluster {
     }
 
     /// Every member's client endpoint for the test process (`127.0.0.1:<port>`), once started.
-    pub fn client_endpoints(&self) -> Result<Vec<String>> {
+    pub fn client_endpoints(&self) -> Result<Vec<crate::Endpoint>> {
         self.members.iter().map(|m| m.client_endpoint()).collect()
     }
 

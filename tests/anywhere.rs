@@ -64,7 +64,7 @@ async fn probes_endpoints_exec_and_logs_work_where_the_engine_is() -> e2e::Resul
         ]);
         assert_eq!(bound, "127.0.0.1", "published on the engine host's loopback only");
     }
-    let body = get(&endpoint).map_err(|e| Error::Query { query: endpoint.clone(), detail: e.to_string() })?;
+    let body = get(&endpoint).map_err(|e| Error::Query { query: endpoint.to_string(), detail: e.to_string() })?;
     assert!(body.contains("hello-e2e"), "the test reaches the host endpoint {endpoint}: {body}");
     let out = cmd.exec(["sh", "-c", "echo out; echo err >&2; exit 3"]).await?;
     assert_eq!((out.stdout.as_str(), out.stderr.as_str(), out.exit_code), ("out\n", "err\n", 3));
@@ -91,7 +91,7 @@ async fn a_tcp_probe_waits_for_a_service_that_listens_late() -> e2e::Result<()> 
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(1500), "ready after {waited:?}, before the service listened");
     let endpoint = late.endpoint("http")?;
-    let body = get(&endpoint).map_err(|e| Error::Query { query: endpoint.clone(), detail: e.to_string() })?;
+    let body = get(&endpoint).map_err(|e| Error::Query { query: endpoint.to_string(), detail: e.to_string() })?;
     assert!(body.contains("hello-e2e"), "served as soon as it was ready: {body}");
     env.close().await?;
     assert_clean("any_late");

@@ -198,9 +198,9 @@ async fn redis_answers(redis: Redis) -> e2e::Result<()> {
 async fn redis_takes_arguments_per_instance_and_replicates(env: &e2e::Env) -> e2e::Result<()> {
     // Arguments go to redis-server: a memory cap, and a replica of the first declared ahead.
     let primary = Redis::with(env, "primary", &["--maxmemory", "7mb", "--maxmemory-policy", "allkeys-lru"]);
-    let addr = primary.redis_internal_endpoint();
-    let (host, port) = addr.rsplit_once(':').unwrap();
-    let replica = Redis::ahead(env, "replica").init(&["--replicaof", host, port]);
+    let addr = primary.redis_internal_endpoint()?;
+    let port = addr.port().to_string();
+    let replica = Redis::ahead(env, "replica").init(&["--replicaof", addr.host(), &port]);
     e2e::start_and_wait_ready([&primary, &replica]).await?;
     let cap = primary.exec(["redis-cli", "config", "get", "maxmemory"]).await?;
     assert_eq!(cap.stdout.split_whitespace().collect::<Vec<_>>(), ["maxmemory", "7340032"], "{cap:?}");
@@ -229,7 +229,7 @@ async fn prometheus_takes_a_config_and_flags_per_instance(env: &e2e::Env) -> e2e
     let config = format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: node\n    scrape_interval: 1s\n    \
          static_configs:\n      - targets: ['{}']\n",
-        exporter.http_internal_endpoint()
+        exporter.http_internal_endpoint()?
     );
     let flags = ["--storage.tsdb.retention.time=2h", "--query.timeout=17s"];
     let configured = Prometheus::with(env, "configured", Some(&config), &flags);
@@ -350,7 +350,7 @@ async fn victoria_metrics_stores_samples(victoria: VictoriaMetrics) -> e2e::Resu
 async fn mosquitto_accepts_mqtt_clients(mosquitto: Mosquitto) -> e2e::Result<()> {
     // MQTT 3.1.1 CONNECT, clean session, client id "e2e": CONNACK with return code 0 back.
     let connect = [0x10, 15, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 3, b'e', b'2', b'e'];
-    let mut conn = TcpStream::connect(mosquitto.mqtt_endpoint()?).await.unwrap();
+    let mut conn = TcpStream::connect(mosquitto.mqtt_endpoint()?.as_str()).await.unwrap();
     conn.write_all(&connect).await.unwrap();
     let mut connack = [0u8; 4];
     tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut connack)).await.unwrap().unwrap();

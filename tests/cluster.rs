@@ -36,7 +36,7 @@ where
 }
 
 fn client(r: &Runnable) -> String {
-    r.internal_endpoint("client").unwrap()
+    r.internal_endpoint("client").unwrap().to_string()
 }
 
 /// Whether a write through `on` (its own client port) is committed.
@@ -490,10 +490,10 @@ async fn replicas_are_named_by_index_and_go_to_start_and_composite_as_they_are(e
     composite(&replicas).wait_sum_metrics(equals(2.0), ["etcd_server_is_leader"]).await?;
     // The deferred form hands out its addresses before it is configured.
     let ahead = Etcd::ahead(env, "later");
-    let peer = ahead.peer_internal_endpoint();
+    let peer = ahead.peer_internal_endpoint()?;
     assert!(peer.starts_with("cl_replicas-later") && peer.ends_with(":2380"), "{peer}");
     let later = ahead.init_default();
     later.start_and_wait_ready().await?;
-    assert_eq!(later.peer_internal_endpoint(), peer);
+    assert_eq!(later.peer_internal_endpoint()?, peer);
     Ok(())
 }

@@ -229,10 +229,19 @@ async fn stop_kill_pause_and_restart() -> e2e::Result<()> {
     assert!(!web.is_running().await?);
     assert!(stop_took < Duration::from_secs(5), "stop took {stop_took:?}");
     assert!(matches!(web.exec(["true"]).await, Err(Error::NotRunning { .. })));
+    // Its host endpoint is gone with it: an error naming the state, not a stale address.
+    let e = web.endpoint("http").unwrap_err();
+    assert!(matches!(e, Error::Stopped { .. }) && e.to_string().contains("\"web\" is stopped"), "{e}");
+    // Its internal endpoint is its declaration's: still known.
+    assert_eq!(web.internal_endpoint("http")?, "rt_lifecycle-web:80");
 
     // A stopped runnable starts again, afresh.
     web.start_and_wait_ready().await?;
     assert!(web.is_running().await?);
+    let endpoint = web.endpoint("http")?;
+    assert_eq!((endpoint.host(), endpoint.url("http")), ("127.0.0.1", format!("http://127.0.0.1:{}", endpoint.port())));
+    assert_eq!(endpoint.socket_addr()?.port(), endpoint.port());
+    std::net::TcpStream::connect(&endpoint).expect("an Endpoint is a std ToSocketAddrs");
 
     web.pause().await?;
     let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
@@ -267,7 +276,7 @@ async fn disconnect_and_reconnect() -> e2e::Result<()> {
         let (host, port) = target.split_once(':').map(|(h, p)| (h.to_string(), p.to_string())).unwrap();
         async move { client.exec(["sh", "-c", &format!("nc -w 1 {host} {port} </dev/null")]).await }
     };
-    let target = web.internal_endpoint("http")?;
+    let target = web.internal_endpoint("http")?.to_string();
     assert!(reach(target.clone()).await?.success(), "reachable before disconnect");
     // The short name is an alias on the env network too.
     assert!(reach("web:80".into()).await?.success());

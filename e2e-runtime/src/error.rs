@@ -151,6 +151,15 @@ pub enum Error {
         /// Why: the helper's output, or what is missing.
         reason: String,
     },
+    /// An operation that needs a running container found the runnable stopped (or killed) by
+    /// the test.
+    #[error("runnable {runnable:?} is stopped: cannot {operation} (start it again first)")]
+    Stopped {
+        /// The runnable.
+        runnable: String,
+        /// What was asked of it.
+        operation: &'static str,
+    },
     /// An operation that needs a running container found it stopped.
     #[error("runnable {runnable:?} is not running: cannot {operation}")]
     NotRunning {

@@ -15,6 +15,7 @@ pub mod catalog;
 mod cleanup;
 mod conditions;
 mod delay;
+mod endpoint;
 mod engine;
 mod env;
 mod error;
@@ -42,6 +43,7 @@ pub use linkme as __linkme;
 
 pub use catalog::Workload;
 pub use conditions::Conditions;
+pub use endpoint::Endpoint;
 pub use env::Env;
 pub use error::{Declarations, EngineError, EngineErrorKind, Error, Result};
 pub use keeper::{SharedDeclaration, SHARED_DECLARATIONS};

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
+use crate::endpoint::Endpoint;
 use crate::engine::{ContainerSpec, Engine, EngineErrorKind, Limits, Mount, MountSource};
 use crate::env::{Declared, Env, INTERNAL_SHARED_DIR};
 use crate::error::{Error, Result};
@@ -374,8 +375,8 @@ impl FutureRunnable {
         &self.inner.name
     }
 
-    /// `<container>:<port>`, the address of a named port inside the env network.
-    pub fn internal_endpoint(&self, port: &str) -> Result<String> {
+    /// `<env>-<name>:<port>`, the address of a named port inside the env network.
+    pub fn internal_endpoint(&self, port: &str) -> Result<Endpoint> {
         self.inner.internal_endpoint(port)
     }
 
@@ -475,20 +476,26 @@ impl ExecOutput {
 }
 
 impl Inner {
-    fn endpoint(&self, port: &str) -> Result<String> {
+    fn endpoint(&self, port: &str) -> Result<Endpoint> {
         self.port(port)?;
-        let Some(container) = self.container() else {
-            return Err(Error::NotStarted { runnable: self.name.clone(), operation: "get an endpoint" });
+        let container = match &*self.phase.lock().unwrap() {
+            Phase::Declared => {
+                return Err(Error::NotStarted { runnable: self.name.clone(), operation: "get an endpoint" });
+            }
+            Phase::Stopped(_) => {
+                return Err(Error::Stopped { runnable: self.name.clone(), operation: "get an endpoint" });
+            }
+            Phase::Started(c) => c.clone(),
         };
         match container.host_ports.get(port) {
-            Some(p) => Ok(format!("{}:{p}", self.host_address())),
+            Some(p) => Ok(Endpoint::new(self.host_address(), *p)),
             None => Err(Error::NotRunning { runnable: self.name.clone(), operation: "get an endpoint" }),
         }
     }
 
-    fn internal_endpoint(&self, port: &str) -> Result<String> {
+    fn internal_endpoint(&self, port: &str) -> Result<Endpoint> {
         let p = self.port(port)?;
-        Ok(format!("{}:{p}", self.internal_host()))
+        Ok(Endpoint::new(self.internal_host(), p))
     }
 
     /// The names the container answers to on the env network: `<name>` and `<env>-<name>`.
@@ -670,15 +677,15 @@ impl Runnable {
         &self.inner.env.inner.http
     }
 
-    /// `<container>:<port>`, the address of a named port inside the env network.
-    pub fn internal_endpoint(&self, port: &str) -> Result<String> {
+    /// `<env>-<name>:<port>`, the address of a named port inside the env network.
+    pub fn internal_endpoint(&self, port: &str) -> Result<Endpoint> {
         self.inner.internal_endpoint(port)
     }
 
     /// `127.0.0.1:<host port>`, the address of a named port for this process. Only once started.
     /// Served by this process unless the engine publishes the port
     /// ([`StartOptions::publish_ports`]).
-    pub fn endpoint(&self, port: &str) -> Result<String> {
+    pub fn endpoint(&self, port: &str) -> Result<Endpoint> {
         self.inner.endpoint(port)
     }
 
@@ -1243,7 +1250,7 @@ impl crate::env::Reachable for Inner {
                 known: self.ports.iter().map(|(n, p)| format!("{n} ({p})")).collect(),
             });
         };
-        self.endpoint(name)
+        self.endpoint(name).map(String::from)
     }
 }
 

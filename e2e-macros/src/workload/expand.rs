@@ -75,16 +75,16 @@ fn expand_workload(w: &Workload) -> TokenStream {
         let endpoint_doc = format!(
             "The address of port `{port}` ({number}) for the test process, as `127.0.0.1:<host port>`; an error until it is started."
         );
-        let internal_doc = format!("The address of port `{port}` inside the env network: `<container>:{number}`.");
+        let internal_doc = format!("The address of port `{port}` inside the env network: `<env>-<name>:{number}`; always `Ok` (the `Result` as every address accessor has).");
         quote! {
             #[doc = #endpoint_doc]
-            pub fn #endpoint(&self) -> ::e2e::Result<::std::string::String> {
+            pub fn #endpoint(&self) -> ::e2e::Result<::e2e::Endpoint> {
                 self.runnable.endpoint(#port)
             }
 
             #[doc = #internal_doc]
-            pub fn #internal(&self) -> ::std::string::String {
-                self.runnable.internal_endpoint(#port).expect("a declared port has an internal endpoint")
+            pub fn #internal(&self) -> ::e2e::Result<::e2e::Endpoint> {
+                self.runnable.internal_endpoint(#port)
             }
         }
     });
@@ -98,11 +98,11 @@ fn expand_workload(w: &Workload) -> TokenStream {
     let future_endpoints = w.ports.iter().map(|p| {
         let (port, number) = (p.name.unraw().to_string(), p.number);
         let internal = format_ident!("{}_internal_endpoint", port, span = p.name.span());
-        let internal_doc = format!("The address of port `{port}` inside the env network: `<container>:{number}`.");
+        let internal_doc = format!("The address of port `{port}` inside the env network: `<env>-<name>:{number}`; always `Ok` (the `Result` as every address accessor has).");
         quote! {
             #[doc = #internal_doc]
-            pub fn #internal(&self) -> ::std::string::String {
-                self.runnable.internal_endpoint(#port).expect("a declared port has an internal endpoint")
+            pub fn #internal(&self) -> ::e2e::Result<::e2e::Endpoint> {
+                self.runnable.internal_endpoint(#port)
             }
         }
     });
@@ -461,13 +461,13 @@ mod tests {
                 }
             ),
             quote!(
-                pub fn http_endpoint(&self) -> ::e2e::Result<::std::string::String> {
+                pub fn http_endpoint(&self) -> ::e2e::Result<::e2e::Endpoint> {
                     self.runnable.endpoint("http")
                 }
             ),
             quote!(
-                pub fn grpc_internal_endpoint(&self) -> ::std::string::String {
-                    self.runnable.internal_endpoint("grpc").expect("a declared port has an internal endpoint")
+                pub fn grpc_internal_endpoint(&self) -> ::e2e::Result<::e2e::Endpoint> {
+                    self.runnable.internal_endpoint("grpc")
                 }
             ),
             quote!(impl ::core::ops::Deref for Prometheus { type Target = ::e2e::Runnable;
@@ -629,7 +629,7 @@ mod tests {
                     runnable: ::e2e::FutureRunnable,
                 }
             ),
-            quote!(pub fn peer_internal_endpoint(&self) -> ::std::string::String),
+            quote!(pub fn peer_internal_endpoint(&self) -> ::e2e::Result<::e2e::Endpoint>),
             quote!(
                 pub fn init(self, v: u32) -> W {
                     self.init_options(W::options(v))
