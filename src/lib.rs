@@ -26,10 +26,9 @@
 extern crate self as e2e;
 
 pub use e2e_runtime::{
-    admin, catalog, image, monitoring, partition, partition_one_way, start_and_wait_ready, Conditions, Declarations,
-    Endpoint, EngineError, EngineErrorKind, Env, EnvProxy, Error, ExecOutput, FutureRunnable, Metrics, Partition,
-    Probe, Result, Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL, OWNER_LABEL,
-    RUNNABLE_LABEL,
+    admin, catalog, image, partition, partition_one_way, start_and_wait_ready, Conditions, Declarations, Endpoint,
+    EngineError, EngineErrorKind, Env, EnvProxy, Error, ExecOutput, FutureRunnable, Metrics, Partition, Probe, Result,
+    Runnable, RunnableBuilder, StartOptions, Workload, ENV_LABEL, MANAGED_LABEL, OWNER_LABEL, RUNNABLE_LABEL,
 };
 pub use e2e_runtime::{
     between, composite, equals, equals_amongst_two, greater, greater_amongst_two, greater_or_equal, less,
@@ -37,6 +36,8 @@ pub use e2e_runtime::{
 };
 
 pub mod db;
+#[cfg(feature = "monitoring")]
+pub use e2e_runtime::monitoring;
 pub use e2e_runtime::standalone::{self, run_until_endpoint_hit, run_until_interrupt};
 
 #[doc = include_str!("docs/test.md")]

@@ -372,6 +372,7 @@ fn two_machines_share_one_engine_under_one_env_name() {
 
 /// Monitoring on any engine: Prometheus discovers the instrumented runnables started before
 /// and after it, forgets a stopped one, and has the containers' resource metrics.
+#[cfg(feature = "monitoring")]
 #[tokio::test(flavor = "multi_thread")]
 async fn monitoring_discovers_runnables_and_has_container_metrics_on_any_engine() -> e2e::Result<()> {
     let env = Env::docker("any_monitoring").await?;

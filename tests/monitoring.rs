@@ -1,5 +1,6 @@
 //! Monitoring: Prometheus in the env discovering instrumented runnables as they come and go,
-//! container resource metrics, and PromQL from the test.
+//! container resource metrics, and PromQL from the test. (The `monitoring` feature's.)
+#![cfg(feature = "monitoring")]
 
 mod common;
 

@@ -468,6 +468,7 @@ async fn dropping_an_env_without_close_removes_it() -> e2e::Result<()> {
 }
 
 /// HTTPS readiness without certificate checks, against Prometheus serving a self-signed cert.
+#[cfg(feature = "tls")]
 #[tokio::test(flavor = "multi_thread")]
 async fn https_probe_accepts_self_signed_certificates() -> e2e::Result<()> {
     let env = Env::docker("rt_https").await?;

@@ -74,12 +74,11 @@ pub(crate) struct Adopted {
 
 /// The client of the env's HTTP probes and scrapes: any certificate, no proxy, 2 s per call.
 fn probe_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .no_proxy()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .expect("a TLS backend is compiled in")
+    let builder = reqwest::Client::builder();
+    // Self-signed certificates are the rule in test envs.
+    #[cfg(feature = "tls")]
+    let builder = builder.danger_accept_invalid_certs(true);
+    builder.no_proxy().timeout(Duration::from_secs(2)).build().expect("a TLS backend is compiled in")
 }
 
 /// A runnable declared in the env, for diagnostics.
@@ -388,12 +387,14 @@ impl Env {
 
     /// Whether the env's shared directory is a bind mount of [`Env::shared_dir`] (a local
     /// engine), so a file written there is seen inside at once; else files go by copies.
+    #[cfg_attr(not(feature = "monitoring"), allow(dead_code))]
     pub(crate) fn shares_host_files(&self) -> bool {
         self.inner.engine.shares_host_files()
     }
 
     /// The host's address on the env network, where containers reach this process (only when
     /// containers are reachable from it, as with a local engine).
+    #[cfg_attr(not(feature = "monitoring"), allow(dead_code))]
     pub(crate) async fn gateway(&self) -> Option<String> {
         if !self.inner.engine.containers_reachable() {
             return None;
@@ -402,6 +403,7 @@ impl Env {
     }
 
     /// Resource usage of every declared runnable that has a container.
+    #[cfg_attr(not(feature = "monitoring"), allow(dead_code))]
     pub(crate) async fn container_stats(&self) -> Vec<(Declared, crate::engine::Usage)> {
         let declared = self.inner.declared.lock().unwrap().1.clone();
         let reads = declared.into_iter().map(|d| async move {
@@ -417,6 +419,7 @@ impl Env {
     }
 
     /// The env's running instrumented runnables, now and as they change.
+    #[cfg_attr(not(feature = "monitoring"), allow(dead_code))]
     pub(crate) fn watch_instrumented(&self) -> watch::Receiver<InstrumentedSet> {
         self.inner.instrumented.subscribe()
     }

@@ -24,6 +24,7 @@ pub mod image;
 mod keeper;
 mod logs;
 pub mod metrics;
+#[cfg(feature = "monitoring")]
 pub mod monitoring;
 mod owner;
 mod partition;

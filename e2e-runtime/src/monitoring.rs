@@ -287,10 +287,7 @@ impl Monitoring {
     /// URL either way.
     pub fn open_ui(&self) -> Result<String> {
         let url = self.ui_url()?;
-        let graphical = cfg!(target_os = "macos")
-            || std::env::var_os("DISPLAY").is_some()
-            || std::env::var_os("WAYLAND_DISPLAY").is_some();
-        if !(graphical && open::that_detached(&url).is_ok()) {
+        if !crate::standalone::open_in_browser(&url) {
             crate::say::say!(info, "monitoring UI: {url}");
         }
         Ok(url)

@@ -88,6 +88,7 @@ pub(crate) trait Engine: Send + Sync + fmt::Debug {
     /// The container's output from its start, following it until it ends.
     fn logs(&self, id: &str) -> BoxStream<'static, EngineResult<Output>>;
     /// One reading of a container's resource usage.
+    #[cfg_attr(not(feature = "monitoring"), allow(dead_code))]
     async fn usage(&self, id: &str) -> EngineResult<Usage>;
     /// Unpacks a tar archive into directory `dir` of the container (created or not, running or
     /// not).
@@ -236,6 +237,7 @@ pub(crate) struct Output {
 
 /// A container's resource usage.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[cfg_attr(not(feature = "monitoring"), allow(dead_code))]
 pub(crate) struct Usage {
     pub cpu_seconds: f64,
     pub memory_bytes: f64,

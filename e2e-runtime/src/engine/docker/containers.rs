@@ -72,6 +72,7 @@ impl Docker {
             .boxed()
     }
 
+    #[cfg_attr(not(feature = "monitoring"), allow(dead_code))]
     pub(super) async fn stats(&self, id: &str) -> EngineResult<Usage> {
         let opts = StatsOptions { stream: false, one_shot: true };
         let stats = self

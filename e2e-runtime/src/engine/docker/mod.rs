@@ -63,6 +63,7 @@ impl Docker {
         let (scheme, rest) = c.address.split_once("://").unwrap_or(("tcp", &c.address));
         let api = match (scheme, &c.tls) {
             ("unix", _) => bollard::Docker::connect_with_unix(&c.address, CALL_TIMEOUT_SECS, version),
+            #[cfg(feature = "tls")]
             ("tcp" | "http" | "https", Some(certs)) => bollard::Docker::connect_with_ssl(
                 &c.address,
                 &certs.join("key.pem"),
@@ -71,6 +72,15 @@ impl Docker {
                 CALL_TIMEOUT_SECS,
                 version,
             ),
+            #[cfg(not(feature = "tls"))]
+            ("tcp" | "http" | "https", Some(certs)) => {
+                let m = format!(
+                    "{} asks for TLS (certificates in {}), but e2e is built without its `tls` feature",
+                    c.address,
+                    certs.display()
+                );
+                return Err(EngineError::new(EngineErrorKind::BadRequest, None, m));
+            }
             ("tcp" | "http", None) => bollard::Docker::connect_with_http(&c.address, CALL_TIMEOUT_SECS, version),
             ("ssh", _) => bollard::Docker::connect_with_ssh(&c.address, CALL_TIMEOUT_SECS, version, None),
             (other, _) => {
