@@ -10,6 +10,7 @@
 //! 10 containers), `parse` (10,000-series exposition). Medians and ratios are printed at the
 //! end of each scenario and all together at the end.
 
+mod build;
 mod floor;
 mod fw;
 mod specs;
@@ -120,15 +121,22 @@ fn ms(d: Duration) -> f64 {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let all = ["p", "real", "crash", "ready", "close", "parse", "suite"];
-    // `remote` needs DOCKER_HOST naming a remote engine; `shared` runs three suites: asked for
-    // by name only.
-    let known = [&all[..], &["remote", "shared"]].concat();
+    // `remote` needs DOCKER_HOST naming a remote engine; `shared` runs three suites; `build`
+    // times cold builds of a user crate: asked for by name only.
+    let known = [&all[..], &["remote", "shared", "build"]].concat();
     let wanted: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
         eprintln!("unknown scenario {bad:?}; the scenarios are {known:?}");
         std::process::exit(2);
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is inside the repository").to_path_buf();
+    // `build` needs no engine: cold builds of a user crate on e2e and on testcontainers.
+    if wanted == ["build"] {
+        let mut report = Report { lines: vec![] };
+        build::run(&mut report, &repo, rounds(1));
+        println!("\n{}", report.lines.join("\n"));
+        return;
+    }
     if let Err(e) = build_fixture_image(&repo).await {
         eprintln!("building the fixture image failed: {e}");
         std::process::exit(1);
