@@ -341,9 +341,12 @@ async fn attempt(
     }
 }
 
-/// Whether a wait goes on after this error: the runnable may yet be started, or answer.
+/// Whether a wait goes on after this error: the runnable may yet be started (again), or answer.
 fn retried(e: &Error) -> bool {
-    matches!(e, Error::MetricsFetch { .. } | Error::NotStarted { .. } | Error::NotRunning { .. })
+    matches!(
+        e,
+        Error::MetricsFetch { .. } | Error::NotStarted { .. } | Error::NotRunning { .. } | Error::Stopped { .. }
+    )
 }
 
 #[cfg(test)]
@@ -429,6 +432,9 @@ mod tests {
         }
         let e = Error::NotRunning { runnable: "svc".into(), operation: "scrape" };
         assert!(matches!(seen.after(&Goal::Removed, Attempt::Failed(e), Missing::Fail), Next::Retry));
+        // Stopped by the test: it may be started again while the wait lasts.
+        let e = Error::Stopped { runnable: "svc".into(), operation: "get an endpoint" };
+        assert!(matches!(seen.after(&Goal::Holds(&c), Attempt::Failed(e), Missing::Fail), Next::Retry));
         let timed_out = Attempt::TimedOut(Duration::from_millis(200));
         assert!(matches!(seen.after(&Goal::Holds(&c), timed_out, Missing::Fail), Next::Retry));
         assert_eq!(seen.error.as_deref(), Some("a scrape took longer than 200ms"));
