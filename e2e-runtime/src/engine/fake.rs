@@ -58,6 +58,9 @@ struct World {
     volumes: BTreeMap<String, Labels>,
     /// Calls to fail next, by operation name.
     faults: HashMap<&'static str, VecDeque<EngineError>>,
+    /// Calls carried out whose answer is then lost (a connection reset after the engine acted),
+    /// by operation name: how many more.
+    lost: HashMap<&'static str, u32>,
     /// Every call, as `op arg`.
     calls: Vec<String>,
     pulls: Vec<(String, String)>,
@@ -108,6 +111,14 @@ impl Fake {
     pub fn fail_next(&self, op: &'static str, kind: EngineErrorKind) -> &Self {
         let error = EngineError::new(kind, None, format!("injected failure of {op}"));
         self.world.lock().unwrap().faults.entry(op).or_default().push_back(error);
+        self
+    }
+
+    /// Carries out the next call of `op` (create_container, create_network, start_container,
+    /// remove_container) and then fails it as a broken connection: the engine acted, the
+    /// caller does not know.
+    pub fn lose_next_answer(&self, op: &'static str) -> &Self {
+        *self.world.lock().unwrap().lost.entry(op).or_default() += 1;
         self
     }
 
@@ -241,6 +252,19 @@ impl Fake {
     }
 }
 
+impl World {
+    /// The answer of a call carried out, unless it is to be lost.
+    fn answer<T>(&mut self, op: &'static str, value: T) -> EngineResult<T> {
+        match self.lost.get_mut(op) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Err(EngineError::new(EngineErrorKind::Unavailable, None, format!("connection reset after {op}")))
+            }
+            _ => Ok(value),
+        }
+    }
+}
+
 fn not_found(what: &str) -> EngineError {
     EngineError::new(EngineErrorKind::NotFound, Some(404), format!("No such {what}"))
 }
@@ -310,7 +334,7 @@ impl Engine for Fake {
             printed: vec![],
         };
         world.containers.insert(id.clone(), c);
-        Ok(id)
+        world.answer("create_container", id)
     }
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {
@@ -411,7 +435,7 @@ impl Engine for Fake {
             let died = self.event(&name, EventKind::Died { exit_code: 137 });
             self.emit(&mut world, died);
         }
-        Ok(())
+        world.answer("remove_container", ())
     }
 
     fn logs(&self, id: &str) -> BoxStream<'static, EngineResult<Output>> {
@@ -507,7 +531,7 @@ impl Engine for Fake {
             id.clone(),
             Network { name: name.into(), labels: labels.clone(), attached: BTreeSet::new(), phantom: 0 },
         );
-        Ok(id)
+        world.answer("create_network", id)
     }
 
     async fn network_exists(&self, name: &str) -> EngineResult<bool> {

@@ -15,6 +15,7 @@ pub(crate) mod docker;
 mod error;
 #[cfg(test)]
 pub(crate) mod fake;
+pub(crate) mod retry;
 
 pub(crate) use error::error_chain;
 pub use error::{EngineError, EngineErrorKind};
@@ -34,7 +35,7 @@ pub(crate) type EngineResult<T> = Result<T, EngineError>;
 /// the current tokio runtime, and checks that it answers.
 pub(crate) async fn connect() -> Result<std::sync::Arc<dyn Engine>, Unreachable> {
     match docker::Docker::connect().await {
-        Ok(d) => Ok(std::sync::Arc::new(d)),
+        Ok(d) => Ok(std::sync::Arc::new(retry::Retrying::new(std::sync::Arc::new(d), retry::Policy::default()))),
         Err((address, error)) => Err(Unreachable { address, error }),
     }
 }

@@ -12,6 +12,7 @@ mod errors;
 mod files;
 mod monitoring;
 mod readiness;
+mod retry;
 mod runnable;
 mod shared;
 

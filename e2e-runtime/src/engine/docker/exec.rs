@@ -6,6 +6,7 @@ use bollard::exec::{CreateExecOptions, StartExecResults};
 use futures_util::StreamExt;
 
 use super::{engine_error, Docker};
+use crate::engine::retry::repeatable;
 use crate::engine::{EngineResult, Output};
 
 impl Docker {
@@ -21,7 +22,9 @@ impl Docker {
             attach_stderr: Some(true),
             ..Default::default()
         };
-        let created = self.api.create_exec(id, opts).await.map_err(engine_error)?;
+        // Made and not started, an exec has run nothing: its creation may be tried again.
+        let created =
+            repeatable(|| async { self.api.create_exec(id, opts.clone()).await.map_err(engine_error) }).await?;
         if let StartExecResults::Attached { output: mut stream, .. } =
             self.api.start_exec(&created.id, None).await.map_err(engine_error)?
         {
@@ -38,7 +41,7 @@ impl Docker {
         }
         // The exit code can lag the end of the output by a moment.
         for _ in 0..100 {
-            let info = self.api.inspect_exec(&created.id).await.map_err(engine_error)?;
+            let info = repeatable(|| async { self.api.inspect_exec(&created.id).await.map_err(engine_error) }).await?;
             if info.running != Some(true) {
                 return Ok(info.exit_code.unwrap_or(-1));
             }

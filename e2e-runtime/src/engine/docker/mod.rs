@@ -92,14 +92,22 @@ impl Docker {
         // The engines met here refuse API versions above theirs (1.41 on Docker 20.10): agree
         // on the lower of the two.
         let timed_out = || EngineError::new(EngineErrorKind::Timeout, None, "no answer within 10 s");
-        let api = tokio::time::timeout(Duration::from_secs(10), api.negotiate_version())
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(unavailable)?;
-        tokio::time::timeout(Duration::from_secs(10), api.ping())
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(unavailable)?;
+        // A 500 or a dropped connection of a busy engine is tried again; no engine at all is
+        // reported within half a second more.
+        let api = crate::engine::retry::repeatable(|| async {
+            tokio::time::timeout(Duration::from_secs(10), api.clone().negotiate_version())
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(unavailable)
+        })
+        .await?;
+        crate::engine::retry::repeatable(|| async {
+            tokio::time::timeout(Duration::from_secs(10), api.ping())
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(unavailable)
+        })
+        .await?;
         let linux = cfg!(target_os = "linux");
         let loopback = || "127.0.0.1".to_string();
         let (local, files, host) = match scheme {
