@@ -1,0 +1,399 @@
+//! The engine fault matrix (a program: `cargo test --test engine_faults`). Each cell runs one
+//! small test (an env, a busybox with a command probe, an exec, a stop, a close) in a child
+//! process whose engine is a fault-injecting proxy (`proxy.rs`) in front of this machine's
+//! engine, with one fault on one operation: the engine delays, answers 500 (before acting, or
+//! after), drops the connection (before, or after acting), or cuts a stream. A cell's outcome
+//! is `pass` (the framework rode it out) or `failed clearly` (its error names what it was
+//! doing and the engine's answer); either way, once the engine answers normally again, nothing
+//! labelled may be left (by the child's own cleanup, its watchdog, or the next run's sweep),
+//! and no cell may run past its deadline.
+//!
+//! By default a representative slice runs (every operation, every fault once across them);
+//! `E2E_MATRIX=full` runs every cell. The table goes to stdout and to
+//! `target/e2e-faults/engine-matrix.txt`. The program fails on a leak, a hang, or a failure
+//! that does not say what failed.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod proxy;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use proxy::{Fault, Proxy, Rule, Trigger};
+
+/// A child runs this cell (its id names its env) as a test would.
+const CELL_VAR: &str = "E2E_MATRIX_CELL";
+/// How long a cell's test may take before it counts as hung (its own timeout is 45 s).
+const DEADLINE: Duration = Duration::from_secs(75);
+
+/// An operation of a test, by the engine call it makes.
+struct Op {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: Option<&'static str>,
+    /// Words of which one names the operation in a clear error.
+    words: &'static [&'static str],
+    /// The answer is a stream (cutting it is a fault of its own).
+    stream: bool,
+}
+
+const OPS: &[Op] = &[
+    Op {
+        name: "create env",
+        method: "POST",
+        path: "/networks/create",
+        body: None,
+        words: &["network", "env"],
+        stream: false,
+    },
+    Op {
+        name: "create",
+        method: "POST",
+        path: "/containers/create",
+        body: None,
+        words: &["creat", "start"],
+        stream: false,
+    },
+    Op { name: "start", method: "POST", path: "/containers/*/start", body: None, words: &["start"], stream: false },
+    Op {
+        name: "inspect",
+        method: "GET",
+        path: "/containers/*/json",
+        body: None,
+        words: &["inspect", "start", "state"],
+        stream: false,
+    },
+    Op {
+        name: "wait ready",
+        method: "POST",
+        path: "/containers/*/exec",
+        body: Some("ready-probe"),
+        words: &["ready", "probe"],
+        stream: false,
+    },
+    Op {
+        name: "exec",
+        method: "POST",
+        path: "/containers/*/exec",
+        body: Some("user-exec"),
+        words: &["exec"],
+        stream: false,
+    },
+    Op { name: "logs", method: "GET", path: "/containers/*/logs", body: None, words: &["log", "output"], stream: true },
+    Op { name: "events", method: "GET", path: "/events", body: None, words: &["event"], stream: true },
+    Op { name: "stop", method: "POST", path: "/containers/*/stop", body: None, words: &["stop"], stream: false },
+    Op { name: "remove", method: "DELETE", path: "/containers/*", body: None, words: &["remov"], stream: false },
+    Op {
+        name: "network remove",
+        method: "DELETE",
+        path: "/networks/*",
+        body: None,
+        words: &["network", "remov"],
+        stream: false,
+    },
+];
+
+/// The full matrix's last row: any call at all, each failing with a probability (seeded).
+const ANY: Op = Op { name: "any call (10%)", method: "*", path: "**", body: None, words: &[""], stream: false };
+const SEEDS: &[u64] = &[1, 2, 3, 4, 5, 6, 7, 8];
+
+const FAULTS: &[Fault] = &[
+    Fault::Delay(Duration::from_secs(2)),
+    Fault::Status(500),
+    Fault::StatusAfter(500),
+    Fault::Drop,
+    Fault::DropAfter,
+    Fault::Cut(0),
+];
+
+fn applies(op: &Op, fault: &Fault) -> bool {
+    // Cutting an answer that is not a stream is a dropped connection after the engine acted.
+    !matches!(fault, Fault::Cut(_)) || op.stream
+}
+
+/// One cell: a fault on an operation, fired by a trigger.
+#[derive(Clone)]
+struct Cell {
+    id: String,
+    op: &'static Op,
+    fault: Fault,
+    trigger: Trigger,
+}
+
+/// The cells to run. The slice: every operation with two faults, rotating so that each fault
+/// meets several operations, and every stream cut. The full matrix: every operation with every
+/// fault that applies, then any call failing with a probability under eight seeds.
+fn cells(full: bool) -> Vec<Cell> {
+    let cell =
+        |o: usize, f: usize| Cell { id: format!("{o}_{f}"), op: &OPS[o], fault: FAULTS[f], trigger: Trigger::Nth(1) };
+    let mut chosen: Vec<(usize, usize)> = Vec::new();
+    for (o, op) in OPS.iter().enumerate() {
+        for (f, fault) in FAULTS.iter().enumerate().filter(|(_, fault)| applies(op, fault)) {
+            let rotated = (o * 2..o * 2 + 2).any(|k| k % (FAULTS.len() - 1) + 1 == f);
+            if full || rotated || matches!(fault, Fault::Cut(_)) {
+                chosen.push((o, f));
+            }
+        }
+    }
+    let mut cells: Vec<Cell> = chosen.into_iter().map(|(o, f)| cell(o, f)).collect();
+    if full {
+        for (i, seed) in SEEDS.iter().enumerate() {
+            let trigger = Trigger::Chance { probability: 0.1, seed: *seed };
+            cells.push(Cell { id: format!("any_{i}"), op: &ANY, fault: Fault::Status(500), trigger });
+        }
+    }
+    cells
+}
+
+fn main() {
+    if let Ok(cell) = std::env::var(CELL_VAR) {
+        std::process::exit(child(&cell));
+    }
+    proxy::self_check();
+    let full = std::env::var("E2E_MATRIX").is_ok_and(|v| v == "full");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let code = rt.block_on(matrix(full));
+    std::process::exit(code);
+}
+
+// ---- the child: one test, through the proxy
+
+fn env_name(cell: &str) -> String {
+    format!("mx_{cell}")
+}
+
+fn child(cell: &str) -> i32 {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let result = rt.block_on(async { tokio::time::timeout(Duration::from_secs(45), scenario(&env_name(cell))).await });
+    match result {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            eprintln!("CELL FAILED: {e}");
+            1
+        }
+        Err(_) => {
+            eprintln!("CELL TIMED OUT after 45 s");
+            3
+        }
+    }
+}
+
+async fn scenario(name: &str) -> e2e::Result<()> {
+    let env = e2e::Env::docker(name).await?;
+    let probe = e2e::Probe::cmd(["sh", "-c", "test -n ready-probe"]);
+    let options = e2e::StartOptions::new("busybox:1.35")
+        .command(["sh", "-c", "echo started; trap 'exit 0' TERM; while true; do sleep 0.2; done"])
+        .readiness(probe);
+    let svc = env.runnable("svc").init(options);
+    svc.start_and_wait_ready().await?;
+    let out = svc.exec(["sh", "-c", "echo user-exec"]).await?;
+    assert_eq!(out.stdout.trim(), "user-exec", "the exec's output");
+    svc.stop().await?;
+    env.close().await
+}
+
+// ---- the parent: cells, outcomes, leftovers
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Pass,
+    FailedClearly,
+    FailedUnclearly,
+    Hung,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Pass => "pass",
+            Outcome::FailedClearly => "failed clearly",
+            Outcome::FailedUnclearly => "FAILED UNCLEARLY",
+            Outcome::Hung => "HUNG",
+        })
+    }
+}
+
+struct Report {
+    op: &'static str,
+    fault: Fault,
+    fired: u32,
+    outcome: Outcome,
+    took: Duration,
+    /// Left when the child and its watchdog were done, and after the next run's sweep.
+    left_by_child: usize,
+    leaked: usize,
+    error: String,
+}
+
+fn engine_socket() -> PathBuf {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.starts_with("unix://") => PathBuf::from(&h["unix://".len()..]),
+        Ok(h) if !h.is_empty() => panic!("the matrix needs a local engine's socket; DOCKER_HOST is {h}"),
+        _ => PathBuf::from("/var/run/docker.sock"),
+    }
+}
+
+fn left(env: &str, pid: u32) -> usize {
+    common::leftovers(env).len() + common::pooled_networks_of(pid)
+}
+
+/// Whether the engine's answer shows in a failure: the proxy's injected status, or a broken
+/// or closed connection.
+fn names_the_answer(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    ["injected", "connection", "closed", "reset", "broken pipe", "incomplete", "eof", "events"]
+        .iter()
+        .any(|w| e.contains(w))
+}
+
+async fn run_cell(dir: &Path, c: Cell) -> Report {
+    let (op, fault, cell) = (c.op, c.fault, c.id);
+    let env = env_name(&cell);
+    let proxy = Proxy::start(&dir.join(format!("{cell}.sock")), &engine_socket()).expect("the proxy listens");
+    proxy.add(Rule { method: op.method, path: op.path, body: op.body, trigger: c.trigger, fault });
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .env(CELL_VAR, &cell)
+        .env("DOCKER_HOST", proxy.docker_host())
+        .env("E2E_QUIET", "yes")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the child starts");
+    let pid = child.id().unwrap_or(0);
+    let mut stderr = child.stderr.take().unwrap();
+    let reading = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut s).await;
+        s
+    });
+    let status = tokio::time::timeout(DEADLINE, child.wait()).await;
+    let took = started.elapsed();
+    let hung = status.is_err();
+    if hung {
+        let _ = child.kill().await;
+    }
+    let output = reading.await.unwrap_or_default();
+    let error = output.lines().find(|l| l.starts_with("CELL ")).unwrap_or("").to_string();
+    let outcome = match status {
+        Err(_) => Outcome::Hung,
+        Ok(Ok(s)) if s.success() => Outcome::Pass,
+        Ok(Ok(s)) if s.code() == Some(3) => Outcome::Hung,
+        Ok(_) => {
+            let lower = error.to_ascii_lowercase();
+            if names_the_answer(&error) && op.words.iter().any(|w| lower.contains(w)) {
+                Outcome::FailedClearly
+            } else {
+                Outcome::FailedUnclearly
+            }
+        }
+    };
+    // The child's watchdog (through the proxy, whose one fault is spent) may still be at work.
+    let mut left_by_child = left(&env, pid);
+    let wait_until = Instant::now() + Duration::from_secs(20);
+    while left_by_child > 0 && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        left_by_child = left(&env, pid);
+    }
+    let fired = proxy.fired();
+    drop(proxy);
+    let leaked = if left_by_child > 0 { sweep_then_count(&env, pid).await } else { 0 };
+    let error = if outcome == Outcome::Pass { String::new() } else { error.trim_start_matches("CELL ").to_string() };
+    Report { op: op.name, fault, fired, outcome, took, left_by_child, leaked, error }
+}
+
+/// The next run's sweep (as `cargo e2e remove --dead` does it), then what is still left.
+async fn sweep_then_count(env: &str, pid: u32) -> usize {
+    if let Err(e) = e2e::admin::remove_dead().await {
+        eprintln!("the sweep failed: {e}");
+    }
+    left(env, pid)
+}
+
+async fn matrix(full: bool) -> i32 {
+    // The engine itself must answer, and the image be there, before any cell can mean anything.
+    common::docker(&["image", "inspect", "-f", "{{.Id}}", "busybox:1.35"]);
+    let dir = tempfile_dir();
+    let mut cells = cells(full);
+    // E2E_MATRIX_CELLS=1_1,3_2 runs only those cells (ids as `<operation>_<fault>` by index).
+    if let Ok(only) = std::env::var("E2E_MATRIX_CELLS") {
+        let only: Vec<&str> = only.split(',').collect();
+        cells.retain(|c| only.contains(&c.id.as_str()));
+    }
+    let parallel = std::env::var("E2E_MATRIX_PARALLEL").ok().and_then(|v| v.parse().ok()).unwrap_or(3usize);
+    println!(
+        "engine fault matrix: {} cells ({}), {parallel} at a time",
+        cells.len(),
+        if full { "full" } else { "slice" }
+    );
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
+    let mut tasks = Vec::new();
+    for cell in cells {
+        let (dir, semaphore) = (dir.clone(), semaphore.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = semaphore.acquire().await.unwrap();
+            run_cell(&dir, cell).await
+        }));
+    }
+    let mut reports = Vec::new();
+    for t in tasks {
+        reports.push(t.await.expect("a cell runs"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    print_table(&reports)
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("e2e-matrix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn print_table(reports: &[Report]) -> i32 {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<15} {:<13} {:>5} {:<17} {:>7} {:>6} {:>6}  error\n",
+        "operation", "fault", "fired", "outcome", "time", "left", "leaked"
+    ));
+    for r in reports {
+        out.push_str(&format!(
+            "{:<15} {:<13} {:>5} {:<17} {:>6.1}s {:>6} {:>6}  {}\n",
+            r.op,
+            r.fault.to_string(),
+            r.fired,
+            r.outcome.to_string(),
+            r.took.as_secs_f64(),
+            r.left_by_child,
+            r.leaked,
+            r.error.chars().take(160).collect::<String>()
+        ));
+    }
+    let count = |o: Outcome| reports.iter().filter(|r| r.outcome == o).count();
+    let leaked = reports.iter().filter(|r| r.leaked > 0).count();
+    let unfired = reports.iter().filter(|r| r.fired == 0).count();
+    let worst = reports.iter().map(|r| r.took).max().unwrap_or_default();
+    out.push_str(&format!(
+        "cells {}: passed {}, failed clearly {}, failed unclearly {}, hung {}, leaked {leaked}, fault never met {unfired}; worst time {:.1}s\n",
+        reports.len(),
+        count(Outcome::Pass),
+        count(Outcome::FailedClearly),
+        count(Outcome::FailedUnclearly),
+        count(Outcome::Hung),
+        worst.as_secs_f64()
+    ));
+    print!("{out}");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-faults");
+    let _ = std::fs::create_dir_all(&target);
+    let _ = std::fs::write(target.join("engine-matrix.txt"), &out);
+    let bad = count(Outcome::FailedUnclearly) + count(Outcome::Hung) + leaked + unfired;
+    if bad > 0 {
+        eprintln!("the engine fault matrix found {bad} bad cells (see the table)");
+        1
+    } else {
+        0
+    }
+}
