@@ -114,21 +114,64 @@ fn applies(op: &Op, fault: &Fault) -> bool {
     !matches!(fault, Fault::Cut(_)) || op.stream
 }
 
-/// One cell: a fault on an operation, fired by a trigger.
+/// One cell: a fault on an operation, fired by a trigger, in a child with these limits.
 #[derive(Clone)]
 struct Cell {
     id: String,
     op: &'static Op,
     fault: Fault,
     trigger: Trigger,
+    limit: Limit,
+}
+
+/// What the child runs short of.
+#[derive(Clone, Copy, PartialEq)]
+enum Limit {
+    None,
+    /// Its TMPDIR (where the framework keeps its run's files) on a full file system.
+    FullTmp,
+    /// At most this many open files.
+    Files(u64),
+}
+
+/// The exhaustion rows: a full TMPDIR, too few file descriptors, an engine that refuses every
+/// creation (as a full disk has it answer).
+const REFUSED: Op = Op {
+    name: "engine refuses",
+    method: "POST",
+    path: "/containers/create",
+    body: None,
+    words: &["creat", "start"],
+    stream: false,
+};
+const FULL_TMP: Op =
+    Op { name: "TMPDIR full", method: "-", path: "-", body: None, words: &["space", "tmp", "run"], stream: false };
+const FEW_FILES: Op =
+    Op { name: "few files", method: "-", path: "-", body: None, words: &["open files", "file"], stream: false };
+
+fn exhaustion() -> Vec<Cell> {
+    let always = Trigger::Chance { probability: 1.0, seed: 0 };
+    let never = Trigger::Nth(0);
+    let cell = |id: &str, op: &'static Op, fault, trigger, limit| Cell { id: id.into(), op, fault, trigger, limit };
+    vec![
+        cell("refuse", &REFUSED, Fault::Status(500), always, Limit::None),
+        cell("tmpfull", &FULL_TMP, Fault::Status(500), never, Limit::FullTmp),
+        cell("files16", &FEW_FILES, Fault::Status(500), never, Limit::Files(16)),
+        cell("files48", &FEW_FILES, Fault::Status(500), never, Limit::Files(48)),
+    ]
 }
 
 /// The cells to run. The slice: every operation with two faults, rotating so that each fault
 /// meets several operations, and every stream cut. The full matrix: every operation with every
 /// fault that applies, then any call failing with a probability under eight seeds.
 fn cells(full: bool) -> Vec<Cell> {
-    let cell =
-        |o: usize, f: usize| Cell { id: format!("{o}_{f}"), op: &OPS[o], fault: FAULTS[f], trigger: Trigger::Nth(1) };
+    let cell = |o: usize, f: usize| Cell {
+        id: format!("{o}_{f}"),
+        op: &OPS[o],
+        fault: FAULTS[f],
+        trigger: Trigger::Nth(1),
+        limit: Limit::None,
+    };
     let mut chosen: Vec<(usize, usize)> = Vec::new();
     for (o, op) in OPS.iter().enumerate() {
         for (f, fault) in FAULTS.iter().enumerate().filter(|(_, fault)| applies(op, fault)) {
@@ -142,13 +185,28 @@ fn cells(full: bool) -> Vec<Cell> {
     if full {
         for (i, seed) in SEEDS.iter().enumerate() {
             let trigger = Trigger::Chance { probability: 0.1, seed: *seed };
-            cells.push(Cell { id: format!("any_{i}"), op: &ANY, fault: Fault::Status(500), trigger });
+            cells.push(Cell {
+                id: format!("any_{i}"),
+                op: &ANY,
+                fault: Fault::Status(500),
+                trigger,
+                limit: Limit::None,
+            });
         }
     }
+    cells.extend(exhaustion());
     cells
 }
 
 fn main() {
+    // cargo-nextest lists a binary's tests first (`--list --format terse`): the matrix is one.
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("engine_fault_matrix: test");
+        }
+        return;
+    }
     if let Ok(cell) = std::env::var(CELL_VAR) {
         std::process::exit(child(&cell));
     }
@@ -240,13 +298,24 @@ fn left(env: &str, pid: u32) -> usize {
     common::leftovers(env).len() + common::pooled_networks_of(pid)
 }
 
-/// Whether the engine's answer shows in a failure: the proxy's injected status, or a broken
-/// or closed connection.
+/// Whether the engine's answer (or the exhausted resource) shows in a failure: the proxy's
+/// injected status, a broken or closed connection, a full disk, too many open files.
 fn names_the_answer(error: &str) -> bool {
     let e = error.to_ascii_lowercase();
-    ["injected", "connection", "closed", "reset", "broken pipe", "incomplete", "eof", "events"]
-        .iter()
-        .any(|w| e.contains(w))
+    [
+        "injected",
+        "connection",
+        "closed",
+        "reset",
+        "broken pipe",
+        "incomplete",
+        "eof",
+        "events",
+        "no space",
+        "too many open files",
+    ]
+    .iter()
+    .any(|w| e.contains(w))
 }
 
 async fn run_cell(dir: &Path, c: Cell) -> Report {
@@ -255,15 +324,32 @@ async fn run_cell(dir: &Path, c: Cell) -> Report {
     let proxy = Proxy::start(&dir.join(format!("{cell}.sock")), &engine_socket()).expect("the proxy listens");
     proxy.add(Rule { method: op.method, path: op.path, body: op.body, trigger: c.trigger, fault });
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+    let mut command = tokio::process::Command::new(std::env::current_exe().unwrap());
+    command
         .env(CELL_VAR, &cell)
         .env("DOCKER_HOST", proxy.docker_host())
         .env("E2E_QUIET", "yes")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the child starts");
+        .kill_on_drop(true);
+    let full_tmp = (c.limit == Limit::FullTmp).then(|| FullTmp::new(&dir.join(format!("{cell}.tmp"))));
+    if let Some(tmp) = &full_tmp {
+        command.env("TMPDIR", &tmp.dir);
+    }
+    if let Limit::Files(n) = c.limit {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let mut child = command.spawn().expect("the child starts");
     let pid = child.id().unwrap_or(0);
     let mut stderr = child.stderr.take().unwrap();
     let reading = tokio::spawn(async move {
@@ -299,8 +385,10 @@ async fn run_cell(dir: &Path, c: Cell) -> Report {
         tokio::time::sleep(Duration::from_millis(500)).await;
         left_by_child = left(&env, pid);
     }
-    let fired = proxy.fired();
+    // A limit is met by the child itself; a fault must have fired.
+    let fired = if c.limit == Limit::None { proxy.fired() } else { 1 };
     drop(proxy);
+    drop(full_tmp);
     let leaked = if left_by_child > 0 { sweep_then_count(&env, pid).await } else { 0 };
     let error = if outcome == Outcome::Pass { String::new() } else { error.trim_start_matches("CELL ").to_string() };
     Report { op: op.name, fault, fired, outcome, took, left_by_child, leaked, error }
@@ -345,6 +433,36 @@ async fn matrix(full: bool) -> i32 {
     }
     let _ = std::fs::remove_dir_all(&dir);
     print_table(&reports)
+}
+
+/// A small tmpfs, filled up (the child's TMPDIR): unmounted when dropped.
+struct FullTmp {
+    dir: PathBuf,
+}
+
+impl FullTmp {
+    fn new(dir: &Path) -> FullTmp {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mounting a tmpfs at {} (the exhaustion cells need root)", dir.display());
+        // Filled to the last byte: a write of any size fails with ENOSPC.
+        let mut f = std::fs::File::create(dir.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut f, &block).is_ok() {}
+        while std::io::Write::write_all(&mut f, &block[..1]).is_ok() {}
+        FullTmp { dir: dir.to_path_buf() }
+    }
+}
+
+impl Drop for FullTmp {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn tempfile_dir() -> PathBuf {
