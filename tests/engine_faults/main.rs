@@ -128,8 +128,11 @@ struct Cell {
 #[derive(Clone, Copy, PartialEq)]
 enum Limit {
     None,
-    /// Its TMPDIR (where the framework keeps its run's files) on a full file system.
-    FullTmp,
+    /// Its TMPDIR (where the framework keeps its run's files) on a full file system: no byte
+    /// left, or no inode either.
+    FullTmp {
+        inodes: bool,
+    },
     /// At most this many open files.
     Files(u64),
 }
@@ -155,7 +158,8 @@ fn exhaustion() -> Vec<Cell> {
     let cell = |id: &str, op: &'static Op, fault, trigger, limit| Cell { id: id.into(), op, fault, trigger, limit };
     vec![
         cell("refuse", &REFUSED, Fault::Status(500), always, Limit::None),
-        cell("tmpfull", &FULL_TMP, Fault::Status(500), never, Limit::FullTmp),
+        cell("tmpfull", &FULL_TMP, Fault::Status(500), never, Limit::FullTmp { inodes: false }),
+        cell("tmpinodes", &FULL_TMP, Fault::Status(500), never, Limit::FullTmp { inodes: true }),
         cell("files16", &FEW_FILES, Fault::Status(500), never, Limit::Files(16)),
         cell("files48", &FEW_FILES, Fault::Status(500), never, Limit::Files(48)),
     ]
@@ -276,7 +280,8 @@ impl std::fmt::Display for Outcome {
 
 struct Report {
     op: &'static str,
-    fault: Fault,
+    /// The fault, or the limit, as the table shows it.
+    fault: String,
     fired: u32,
     outcome: Outcome,
     took: Duration,
@@ -332,7 +337,10 @@ async fn run_cell(dir: &Path, c: Cell) -> Report {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let full_tmp = (c.limit == Limit::FullTmp).then(|| FullTmp::new(&dir.join(format!("{cell}.tmp"))));
+    let full_tmp = match c.limit {
+        Limit::FullTmp { inodes } => Some(FullTmp::new(&dir.join(format!("{cell}.tmp")), inodes)),
+        _ => None,
+    };
     if let Some(tmp) = &full_tmp {
         command.env("TMPDIR", &tmp.dir);
     }
@@ -391,6 +399,13 @@ async fn run_cell(dir: &Path, c: Cell) -> Report {
     drop(full_tmp);
     let leaked = if left_by_child > 0 { sweep_then_count(&env, pid).await } else { 0 };
     let error = if outcome == Outcome::Pass { String::new() } else { error.trim_start_matches("CELL ").to_string() };
+    let fault = match (c.limit, c.trigger) {
+        (Limit::FullTmp { inodes: false }, _) => "no byte left".to_string(),
+        (Limit::FullTmp { inodes: true }, _) => "no inode left".to_string(),
+        (Limit::Files(n), _) => format!("{n} open files"),
+        (Limit::None, Trigger::Chance { probability, .. }) if probability >= 1.0 => format!("{fault} always"),
+        (Limit::None, _) => fault.to_string(),
+    };
     Report { op: op.name, fault, fired, outcome, took, left_by_child, leaked, error }
 }
 
@@ -441,10 +456,12 @@ struct FullTmp {
 }
 
 impl FullTmp {
-    fn new(dir: &Path) -> FullTmp {
+    fn new(dir: &Path, inodes: bool) -> FullTmp {
         std::fs::create_dir_all(dir).unwrap();
+        // The root and the filler take two inodes.
+        let options = if inodes { "size=256k,nr_inodes=2" } else { "size=256k" };
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(dir)
             .status()
             .is_ok_and(|s| s.success());
@@ -474,14 +491,14 @@ fn tempfile_dir() -> PathBuf {
 fn print_table(reports: &[Report]) -> i32 {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<15} {:<13} {:>5} {:<17} {:>7} {:>6} {:>6}  error\n",
+        "{:<15} {:<17} {:>5} {:<17} {:>7} {:>6} {:>6}  error\n",
         "operation", "fault", "fired", "outcome", "time", "left", "leaked"
     ));
     for r in reports {
         out.push_str(&format!(
-            "{:<15} {:<13} {:>5} {:<17} {:>6.1}s {:>6} {:>6}  {}\n",
+            "{:<15} {:<17} {:>5} {:<17} {:>6.1}s {:>6} {:>6}  {}\n",
             r.op,
-            r.fault.to_string(),
+            r.fault,
             r.fired,
             r.outcome.to_string(),
             r.took.as_secs_f64(),
