@@ -1304,7 +1304,6 @@ async fn follow_logs(
     quiet: bool,
 ) {
     use std::io::Write;
-    let mut stream = engine.logs(&id);
     let mut lines = LineSplitter::default();
     let mut record = file
         .parent()
@@ -1318,8 +1317,36 @@ async fn follow_logs(
         }
         logs.push(line);
     };
-    while let Some(Ok(out)) = stream.next().await {
-        lines.push(out.stderr, &out.bytes, &mut on_line);
+    // A stream that breaks while the container runs (the engine dropped it) is resumed after
+    // the last chunk's time, so no line is lost or repeated; one without times is resumed only
+    // if nothing came yet.
+    let (mut after, mut received, mut breaks) = (None, false, 0u32);
+    loop {
+        let mut stream = engine.logs_after(&id, after);
+        let mut why = "the engine ended it".to_string();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok((time, out)) => {
+                    (received, breaks) = (true, 0);
+                    after = time.or(after);
+                    lines.push(out.stderr, &out.bytes, &mut on_line);
+                }
+                Err(e) => {
+                    why = e.to_string();
+                    break;
+                }
+            }
+        }
+        let running = engine.inspect_container(&id).await.is_ok_and(|s| s.running);
+        if !running || (received && after.is_none()) {
+            break;
+        }
+        breaks += 1;
+        if breaks > 5 {
+            crate::say::say!(warn, { runnable = name }, "stopped following the output of runnable {name:?}: its stream broke {breaks} times in a row, last: {why}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100 << breaks)).await;
     }
     lines.flush(&mut on_line);
 }

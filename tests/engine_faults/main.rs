@@ -106,12 +106,18 @@ const FAULTS: &[Fault] = &[
     Fault::StatusAfter(500),
     Fault::Drop,
     Fault::DropAfter,
-    Fault::Cut(0),
+    Fault::Cut(60),
 ];
 
 fn applies(op: &Op, fault: &Fault) -> bool {
-    // Cutting an answer that is not a stream is a dropped connection after the engine acted.
-    !matches!(fault, Fault::Cut(_)) || op.stream
+    match fault {
+        // Cutting an answer that is not a stream is a dropped connection after the engine acted.
+        Fault::Cut(_) => op.stream,
+        // A stream's status comes before its body: there is no "after" (the proxy would hold
+        // a following stream until it ends).
+        Fault::StatusAfter(_) => !op.stream,
+        _ => true,
+    }
 }
 
 /// One cell: a fault on an operation, fired by a trigger, in a child with these limits.
@@ -253,6 +259,17 @@ async fn scenario(name: &str) -> e2e::Result<()> {
     svc.start_and_wait_ready().await?;
     let out = svc.exec(["sh", "-c", "echo user-exec"]).await?;
     assert_eq!(out.stdout.trim(), "user-exec", "the exec's output");
+    // The container's own output still reaches the test (a broken log stream is resumed).
+    svc.exec(["sh", "-c", "echo printed-later > /proc/1/fd/1"]).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !svc.logs_tail(20).iter().any(|l| l.contains("printed-later")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container's output stopped reaching the test: {:?}",
+            svc.logs_tail(5)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     svc.stop().await?;
     env.close().await
 }
@@ -372,7 +389,15 @@ async fn run_cell(dir: &Path, c: Cell) -> Report {
         let _ = child.kill().await;
     }
     let output = reading.await.unwrap_or_default();
-    let error = output.lines().find(|l| l.starts_with("CELL ")).unwrap_or("").to_string();
+    // The child's error line, or its panic's message.
+    let lines: Vec<&str> = output.lines().collect();
+    let error = match lines.iter().position(|l| l.starts_with("CELL ")) {
+        Some(i) => lines[i].to_string(),
+        None => match lines.iter().position(|l| l.contains("panicked at")) {
+            Some(i) => format!("CELL PANICKED: {}", lines.get(i + 1).copied().unwrap_or(lines[i])),
+            None => String::new(),
+        },
+    };
     let outcome = match status {
         Err(_) => Outcome::Hung,
         Ok(Ok(s)) if s.success() => Outcome::Pass,

@@ -10,6 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 
 pub(crate) mod docker;
 mod error;
@@ -88,6 +89,12 @@ pub(crate) trait Engine: Send + Sync + fmt::Debug {
     async fn remove_container(&self, id: &str) -> EngineResult<()>;
     /// The container's output from its start, following it until it ends.
     fn logs(&self, id: &str) -> BoxStream<'static, EngineResult<Output>>;
+    /// The same with each chunk's time (nanoseconds since the epoch) where the engine tells it,
+    /// from after `after` on: how a broken stream is resumed without a gap or a repeat.
+    fn logs_after(&self, id: &str, after: Option<i64>) -> BoxStream<'static, EngineResult<(Option<i64>, Output)>> {
+        let _ = after;
+        self.logs(id).map(|item| item.map(|out| (None, out))).boxed()
+    }
     /// One reading of a container's resource usage.
     #[cfg_attr(not(feature = "monitoring"), allow(dead_code))]
     async fn usage(&self, id: &str) -> EngineResult<Usage>;

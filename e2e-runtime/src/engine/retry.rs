@@ -222,6 +222,9 @@ impl Engine for Retrying {
     fn logs(&self, id: &str) -> BoxStream<'static, EngineResult<Output>> {
         self.inner.logs(id)
     }
+    fn logs_after(&self, id: &str, after: Option<i64>) -> BoxStream<'static, EngineResult<(Option<i64>, Output)>> {
+        self.inner.logs_after(id, after)
+    }
     async fn usage(&self, id: &str) -> EngineResult<Usage> {
         self.plain(|| self.inner.usage(id)).await
     }

@@ -54,20 +54,40 @@ impl Docker {
         }
     }
 
-    pub(super) fn follow_logs(&self, id: &str) -> BoxStream<'static, EngineResult<Output>> {
-        let opts = LogsOptions { follow: true, stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
+    /// The container's output with the engine's timestamps (taken off each chunk), from the
+    /// second of `after` on, less what is not after it.
+    pub(super) fn follow_logs(
+        &self,
+        id: &str,
+        after: Option<i64>,
+    ) -> BoxStream<'static, EngineResult<(Option<i64>, Output)>> {
+        let since = after.map_or(0, |t| i32::try_from(t.div_euclid(1_000_000_000)).unwrap_or(0));
+        let opts = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            tail: "all".into(),
+            timestamps: true,
+            since,
+            ..Default::default()
+        };
         self.api
             .logs(id, Some(opts))
-            .filter_map(|item| async move {
+            .filter_map(move |item| async move {
                 use bollard::container::LogOutput;
-                match item {
-                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                        Some(Ok(Output { stderr: false, bytes: message }))
+                let (stderr, message) = match item {
+                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => (false, message),
+                    Ok(LogOutput::StdErr { message }) => (true, message),
+                    Ok(LogOutput::StdIn { .. }) => return None,
+                    Err(e) => return Some(Err(engine_error(e))),
+                };
+                let (time, bytes) = split_timestamp(message);
+                if let (Some(t), Some(a)) = (time, after) {
+                    if t <= a {
+                        return None;
                     }
-                    Ok(LogOutput::StdErr { message }) => Some(Ok(Output { stderr: true, bytes: message })),
-                    Ok(LogOutput::StdIn { .. }) => None,
-                    Err(e) => Some(Err(engine_error(e))),
                 }
+                Some(Ok((time, Output { stderr, bytes })))
             })
             .boxed()
     }
@@ -190,5 +210,30 @@ fn state_of(c: ContainerInspectResponse) -> ContainerState {
         host_ports,
         addresses,
         health,
+    }
+}
+
+/// A chunk of output the engine prefixed with its RFC 3339 time: the time in nanoseconds since
+/// the epoch, and the chunk without it (as it was, if it has none).
+fn split_timestamp(message: bytes::Bytes) -> (Option<i64>, bytes::Bytes) {
+    let Some(space) = message.iter().take(40).position(|b| *b == b' ') else { return (None, message) };
+    let time = std::str::from_utf8(&message[..space]).ok().and_then(|s| humantime::parse_rfc3339(s).ok());
+    match time.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()) {
+        Some(d) => (Some(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)), message.slice(space + 1..)),
+        None => (None, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_come_off_the_chunks() {
+        let (t, rest) = split_timestamp(bytes::Bytes::from_static(b"2026-12-03T06:50:00.123456789Z hello world\n"));
+        assert_eq!(t, Some(1_796_280_600_123_456_789));
+        assert_eq!(&rest[..], b"hello world\n");
+        let (t, rest) = split_timestamp(bytes::Bytes::from_static(b"no time here\n"));
+        assert_eq!((t, &rest[..]), (None, &b"no time here\n"[..]));
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 
 use super::{
     ContainerSpec, ContainerState, Engine, EngineError, EngineErrorKind, EngineResult, Event, Found, ImageBuild,
@@ -259,7 +260,10 @@ impl Engine for Docker {
         self.remove(id).await
     }
     fn logs(&self, id: &str) -> BoxStream<'static, EngineResult<Output>> {
-        self.follow_logs(id)
+        self.follow_logs(id, None).map(|item| item.map(|(_, out)| out)).boxed()
+    }
+    fn logs_after(&self, id: &str, after: Option<i64>) -> BoxStream<'static, EngineResult<(Option<i64>, Output)>> {
+        self.follow_logs(id, after)
     }
     async fn put_archive(&self, id: &str, dir: &str, tar: Vec<u8>) -> EngineResult<()> {
         Docker::put_archive(self, id, dir, tar).await
