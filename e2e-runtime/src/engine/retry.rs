@@ -51,6 +51,8 @@ pub(crate) fn passing(e: &EngineError) -> bool {
 pub(crate) struct Retrying<E = Arc<dyn Engine>> {
     inner: E,
     policy: Policy,
+    /// The engine's address, named in an unavailable engine's error.
+    address: Option<String>,
 }
 
 /// `call` tried again on passing failures, by the default policy: for the part of a call that
@@ -60,12 +62,13 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = EngineResult<T>>,
 {
-    Retrying { inner: (), policy: Policy::default() }.plain(call).await
+    Retrying { inner: (), policy: Policy::default(), address: None }.plain(call).await
 }
 
 impl Retrying {
     pub fn new(inner: Arc<dyn Engine>, policy: Policy) -> Self {
-        Retrying { inner, policy }
+        let address = Some(inner.address().to_string());
+        Retrying { inner, policy, address }
     }
 }
 
@@ -91,7 +94,7 @@ impl<E> Retrying<E> {
                     tokio::time::sleep(pause).await;
                     pause *= 3;
                 }
-                Err(e) if n > 1 && passing(&e) => return Err(tried(e, n)),
+                Err(e) if n > 1 && passing(&e) => return Err(tried(e, n, self.address.as_deref())),
                 other => return other,
             }
         }
@@ -146,7 +149,7 @@ impl Retrying {
                 other => return other,
             }
         }
-        Err(tried(last, self.policy.tries))
+        Err(tried(last, self.policy.tries, self.address.as_deref()))
     }
 }
 
@@ -161,9 +164,15 @@ fn labelled(found: Vec<Found>, labels: &Labels) -> Option<String> {
     found.into_iter().find(|f| labels.iter().all(|(k, v)| f.labels.get(k) == Some(v))).map(|f| f.id)
 }
 
-/// A passing failure that lasted every try, saying so.
-fn tried(e: EngineError, tries: u32) -> EngineError {
-    let message = format!("{} (tried {tries} times)", e.message());
+/// A passing failure that lasted every try, saying so (and, when the engine could not be
+/// reached, where it was looked for).
+fn tried(e: EngineError, tries: u32, address: Option<&str>) -> EngineError {
+    let message = match address {
+        Some(a) if e.kind() == EngineErrorKind::Unavailable => {
+            format!("{} (tried {tries} times; the engine at {a})", e.message())
+        }
+        _ => format!("{} (tried {tries} times)", e.message()),
+    };
     EngineError::new(e.kind(), e.status(), message)
 }
 

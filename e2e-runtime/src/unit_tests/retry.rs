@@ -60,7 +60,7 @@ async fn a_failure_that_lasts_every_try_says_how_often_it_was_tried() {
     }
     let e = engine.list(ResourceKind::Network, &Selector::managed()).await.unwrap_err();
     assert_eq!(e.kind(), EngineErrorKind::Unavailable);
-    assert!(e.message().contains("injected failure of list (tried 3 times)"), "{e}");
+    assert!(e.message().contains("injected failure of list (tried 3 times; the engine at fake://"), "{e}");
     assert_eq!(calls(&fake, "list"), 3);
 }
 
