@@ -107,12 +107,14 @@ const FAULTS: &[Fault] = &[
     Fault::Drop,
     Fault::DropAfter,
     Fault::Cut(60),
+    Fault::CutEvents(1),
 ];
 
 fn applies(op: &Op, fault: &Fault) -> bool {
     match fault {
         // Cutting an answer that is not a stream is a dropped connection after the engine acted.
         Fault::Cut(_) => op.stream,
+        Fault::CutEvents(_) => op.path == "/events",
         // A stream's status comes before its body: there is no "after" (the proxy would hold
         // a following stream until it ends).
         Fault::StatusAfter(_) => !op.stream,
@@ -186,7 +188,7 @@ fn cells(full: bool) -> Vec<Cell> {
     for (o, op) in OPS.iter().enumerate() {
         for (f, fault) in FAULTS.iter().enumerate().filter(|(_, fault)| applies(op, fault)) {
             let rotated = (o * 2..o * 2 + 2).any(|k| k % (FAULTS.len() - 1) + 1 == f);
-            if full || rotated || matches!(fault, Fault::Cut(_)) {
+            if full || rotated || matches!(fault, Fault::Cut(_) | Fault::CutEvents(_)) {
                 chosen.push((o, f));
             }
         }
@@ -516,12 +518,12 @@ fn tempfile_dir() -> PathBuf {
 fn print_table(reports: &[Report]) -> i32 {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<15} {:<17} {:>5} {:<17} {:>7} {:>6} {:>6}  error\n",
+        "{:<15} {:<19} {:>5} {:<17} {:>7} {:>6} {:>6}  error\n",
         "operation", "fault", "fired", "outcome", "time", "left", "leaked"
     ));
     for r in reports {
         out.push_str(&format!(
-            "{:<15} {:<17} {:>5} {:<17} {:>6.1}s {:>6} {:>6}  {}\n",
+            "{:<15} {:<19} {:>5} {:<17} {:>6.1}s {:>6} {:>6}  {}\n",
             r.op,
             r.fault,
             r.fired,

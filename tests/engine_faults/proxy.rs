@@ -35,6 +35,8 @@ pub enum Fault {
     DropAfter,
     /// The answer cut after this many bytes of its body (a stream ends early).
     Cut(usize),
+    /// An event stream cut after this many events (JSON objects, one a line).
+    CutEvents(usize),
 }
 
 impl std::fmt::Display for Fault {
@@ -46,6 +48,7 @@ impl std::fmt::Display for Fault {
             Fault::Drop => f.write_str("drop before"),
             Fault::DropAfter => f.write_str("drop after"),
             Fault::Cut(n) => write!(f, "cut at {n} B"),
+            Fault::CutEvents(n) => write!(f, "cut after {n} events"),
         }
     }
 }
@@ -278,6 +281,29 @@ async fn serve(mut client: UnixStream, engine: &Path, rules: &Mutex<Vec<Arc<Arme
             let mut first = [0u8; 1];
             let _ = backend_read.read(&mut first).await;
             Ok(())
+        }
+        Some(Fault::CutEvents(n)) => {
+            // Each event is a JSON object ended by a newline (within the chunked framing).
+            let mut events = 0;
+            let mut chunk = [0u8; 8192];
+            loop {
+                let got = backend_read.read(&mut chunk).await?;
+                if got == 0 {
+                    break Ok(());
+                }
+                let ends: Vec<usize> =
+                    chunk[..got].windows(2).enumerate().filter(|(_, w)| w == b"}\n").map(|(i, _)| i + 2).collect();
+                match ends.get(n.saturating_sub(events + 1)) {
+                    Some(&end) if events + ends.len() >= n => {
+                        client_write.write_all(&chunk[..end]).await?;
+                        break Ok(());
+                    }
+                    _ => {
+                        events += ends.len();
+                        client_write.write_all(&chunk[..got]).await?;
+                    }
+                }
+            }
         }
         Some(Fault::Cut(n)) => {
             let mut seen = Vec::new();
