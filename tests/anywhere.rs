@@ -301,9 +301,12 @@ async fn child_on_another_machine(env: &Env) -> e2e::Result<()> {
     assert_ne!(theirs, web.container_name(), "each run's container has a name of its own");
     let running = || docker(&["ps", "-q", "--filter", "label=dev.e2e.env=any_two"]).lines().count();
     assert_eq!(running(), 2, "both machines' `web` run side by side");
+    write_file(&sync, &format!("counted-{me}"), "2");
     let endpoint = web.endpoint("http")?;
     assert!(get(&endpoint).unwrap().contains("hello-e2e"), "{me} reaches its own web at {endpoint}");
     if me == "a" {
+        // Not before b has seen both running.
+        wait_for_file(&sync, "counted-b");
         env.close().await?;
         write_file(&sync, "closed-a", "closed");
     } else {
