@@ -1,5 +1,6 @@
 //! The engine fault matrix (a program: `cargo test --test engine_faults`). Each cell runs one
-//! small test (an env, a busybox with a command probe, an exec, a stop, a close) in a child
+//! small test (an env, a busybox with a command probe, an exec, a line the container prints
+//! that must reach the test, a stop, a close) in a child
 //! process whose engine is a fault-injecting proxy (`proxy.rs`) in front of this machine's
 //! engine, with one fault on one operation: the engine delays, answers 500 (before acting, or
 //! after), drops the connection (before, or after acting), or cuts a stream. A cell's outcome
@@ -7,6 +8,9 @@
 //! doing and the engine's answer); either way, once the engine answers normally again, nothing
 //! labelled may be left (by the child's own cleanup, its watchdog, or the next run's sweep),
 //! and no cell may run past its deadline.
+//!
+//! Exhaustion cells run the same test short of something: an engine refusing every creation,
+//! a full TMPDIR (no byte, or no inode, left; as root), 16 or 48 open files at most.
 //!
 //! By default a representative slice runs (every operation, every fault once across them);
 //! `E2E_MATRIX=full` runs every cell. The table goes to stdout and to
