@@ -114,7 +114,7 @@ pub(crate) async fn remove_network(engine: &dyn Engine, id: &str, grace: Duratio
         let attached = engine.inspect_network(id).await.map(|n| n.containers).unwrap_or(0);
         if Instant::now() >= deadline {
             let context = if attached == 0 {
-                format!("{}: the engine reports active endpoints but no container is attached (a phantom endpoint of the engine; it clears when the engine restarts)", what())
+                format!("{}: {PHANTOM}", what())
             } else {
                 format!("{}: {attached} container(s) still attached", what())
             };
@@ -122,6 +122,15 @@ pub(crate) async fn remove_network(engine: &dyn Engine, id: &str, grace: Duratio
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// How a network the engine refuses to remove though no container is attached is reported.
+const PHANTOM: &str = "the engine reports active endpoints but no container is attached (a phantom endpoint of the engine; it clears when the engine restarts)";
+
+/// Whether an error is a network that no container is attached to and that the engine still
+/// refuses to remove: its phantom endpoint, which no call of ours can clear.
+pub(crate) fn is_phantom(e: &Error) -> bool {
+    matches!(e, Error::Engine { context, .. } if context.ends_with(PHANTOM)) && is_in_use(e)
 }
 
 /// Whether an error is the engine refusing to remove a network that it says is in use.

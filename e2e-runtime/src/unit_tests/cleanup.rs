@@ -216,3 +216,25 @@ async fn describe_reports_state_exit_code_and_last_lines() {
     drop(idle);
     env.close().await.unwrap();
 }
+
+/// `cargo e2e rm --dead`: a dead run's pooled network the engine refuses though no container
+/// is attached (its phantom endpoint) is said, not failed on; the rest of the run goes.
+#[tokio::test]
+async fn removing_dead_runs_says_but_does_not_fail_on_the_engines_phantom() {
+    let fake = Fake::new();
+    let dead = dead_owner();
+    fake.foreign(ResourceKind::Network, "e2e-99999999-dead-1", labels(netpool::POOL_ENV, &dead));
+    fake.phantom_endpoint("e2e-99999999-dead-1", 1_000);
+    fake.foreign(ResourceKind::Volume, "u_admin_dead-data", labels("u_admin_dead", &dead));
+    let runs: Vec<_> = crate::admin::envs_on(&*fake).await.unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let removed = crate::admin::remove(&*fake, &runs).await.expect("a phantom is not a failure");
+    assert_eq!(removed, 1, "the env's run");
+    assert_eq!(fake.volumes(), Vec::<String>::new());
+    assert_eq!(fake.networks(), ["e2e-99999999-dead-1"], "the phantom stays: only a restart clears it");
+    // Anything else that fails still fails.
+    fake.foreign(ResourceKind::Volume, "u_admin_dead-data", labels("u_admin_dead", &dead));
+    fake.fail_next("remove_volume", EngineErrorKind::Conflict);
+    let runs: Vec<_> = crate::admin::envs_on(&*fake).await.unwrap();
+    assert!(crate::admin::remove(&*fake, &runs).await.is_err());
+}
