@@ -865,7 +865,22 @@ fn shared_holders_killed(rep: usize, row: &mut Row) {
     if let Err(e) =
         wait_for("three bodies", Duration::from_secs(90), || marks(&path).iter().filter(|m| m.0 == "body").count() == 3)
     {
-        row.failures.push(format!("rep {rep}: {e} (see {})", procs[0].1.display()));
+        let bodies = marks(&path).iter().filter(|m| m.0 == "body").count();
+        // The keeper's own words (keeper.rs writes them beside its lease).
+        let keeper_log: String = std::fs::read_dir(std::env::temp_dir().join("e2e-runs/shared"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|f| {
+                f.file_name().to_string_lossy().starts_with(&run) && f.path().extension().is_some_and(|x| x == "log")
+            })
+            .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+            .collect();
+        let tail: Vec<&str> = keeper_log.lines().rev().take(5).collect();
+        row.failures.push(format!(
+            "rep {rep}: {e}: {bodies} of 3 bodies; the keeper said {tail:?} (see {})",
+            procs[0].1.display()
+        ));
     }
     let running = count_lines(&["ps", "-q", "--filter", &format!("label=dev.e2e.env={env}")]);
     if running != 2 {

@@ -217,12 +217,15 @@ fn read_live(path: &Path) -> Option<serde_json::Value> {
 
 fn spawn_keeper(env: &str, base: &Path) -> std::io::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
+    // What the keeper says (waiting for its env's name, a failure) goes to `<base>.log`, for
+    // whoever wonders why a shared env is slow to come.
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(with_ext(base, ".log"))?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.env(KEEPER_ENV_VAR, env)
         .env(KEEPER_FILES_VAR, base)
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stdout(log.try_clone()?)
+        .stderr(log);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
