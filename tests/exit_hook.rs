@@ -9,11 +9,7 @@ const CHILD: &str = "E2E_EXIT_HOOK_CHILD";
 
 fn main() {
     // cargo-nextest lists a binary's tests first (`--list --format terse`), then runs each.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            println!("exit_hook: test");
-        }
+    if common::answered_nextest_list("exit_hook") {
         return;
     }
     if std::env::var_os(CHILD).is_some() {

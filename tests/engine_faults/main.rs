@@ -223,11 +223,7 @@ fn cells(full: bool) -> Vec<Cell> {
 
 fn main() {
     // cargo-nextest lists a binary's tests first (`--list --format terse`): the matrix is one.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            println!("engine_fault_matrix: test");
-        }
+    if common::answered_nextest_list("engine_fault_matrix") {
         return;
     }
     if let Ok(cell) = std::env::var(CELL_VAR) {

@@ -1,7 +1,8 @@
 //! Property tests ("fuzzing") of what the framework parses from outside: metric expositions
 //! (with label matchers and sums), owner labels and the `E2E_*` settings; the engine's event
 //! payloads are fuzzed beside their decoding (engine/docker/events.rs). Each case must neither
-//! panic nor take long. A short run is part of `cargo test`; a long one:
+//! panic nor take long. A short run is part of `cargo test` (proptest's 256 cases a test, or
+//! `PROPTEST_CASES`); a long one:
 //!
 //!     PROPTEST_CASES=200000 cargo test -p e2e-runtime --lib fuzz --release
 //!
@@ -98,15 +99,7 @@ fn matchers() -> impl Strategy<Value = Vec<(String, String, u8)>> {
     prop::collection::vec(("[a-z_]{0,6}", r"[a-z0-9.*+?()\[\]{}|^$\\-]{0,12}", any::<u8>()), 0..3)
 }
 
-/// 512 cases a test, or `PROPTEST_CASES`.
-pub(crate) fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
-    ProptestConfig { cases, ..ProptestConfig::default() }
-}
-
 proptest! {
-    #![proptest_config(config())]
-
     #[test]
     fn expositions_never_panic(text in exposition_text(), matchers in matchers()) {
         exercise(&text, &matchers);

@@ -10,7 +10,7 @@ use crate::env::Env;
 mod cleanup;
 mod errors;
 mod files;
-pub(crate) mod fuzz;
+mod fuzz;
 mod monitoring;
 mod readiness;
 mod retry;

@@ -68,8 +68,6 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(crate::unit_tests::fuzz::config())]
-
         #[test]
         fn event_payloads_never_panic(text in payload()) {
             let started = std::time::Instant::now();
