@@ -242,7 +242,7 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
     if sig.asyncness.is_none() {
         errors.at(sig.fn_token.span, "#[e2e::test] needs an `async fn`");
     }
-    if let Some(unsafety) = &sig.unsafety {
+    if let syn::Safety::Unsafe(unsafety) = &sig.safety {
         errors.at(unsafety.span, "#[e2e::test] can't call an `unsafe fn`: remove `unsafe`");
     }
     if !sig.generics.params.is_empty() {
