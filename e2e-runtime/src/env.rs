@@ -72,6 +72,9 @@ pub(crate) struct Adopted {
     pub ip: Option<String>,
 }
 
+/// How long a close waits for the network changes in flight of its containers.
+const NETWORK_SETTLE: Duration = Duration::from_secs(30);
+
 /// The client of the env's HTTP probes and scrapes: any certificate, no proxy, 2 s per call.
 fn probe_client() -> reqwest::Client {
     let builder = reqwest::Client::builder();
@@ -116,6 +119,13 @@ pub(crate) struct EnvInner {
     life: Mutex<Life>,
     /// Serializes closes: a second waits for the first.
     close_gate: tokio::sync::Mutex<()>,
+    /// Changes of a container's endpoint on the env network (disconnect, reconnect) hold it for
+    /// reading until the engine has answered; a close takes it for writing before any removal.
+    /// Docker 20.10 removing a container while it disconnects it leaves the network an
+    /// endpoint no container holds (a phantom: the network cannot be removed until the engine
+    /// restarts), which a test that stops waiting for `disconnect()` (a timeout, a panic in
+    /// another task) would provoke.
+    pub network_changes: Arc<tokio::sync::RwLock<()>>,
     /// Runnable names in use, and the runnables declared under them.
     declared: Mutex<(HashSet<String>, Vec<Declared>)>,
     /// Instrumented runnables running now: listeners (monitoring) subscribe to it.
@@ -231,6 +241,7 @@ impl Env {
                 quiet,
                 life: Mutex::new(Life { state: Lifecycle::Open, lock: Some(lock), events: Some(events) }),
                 close_gate: tokio::sync::Mutex::new(()),
+                network_changes: Arc::default(),
                 declared: Mutex::default(),
                 instrumented,
                 exits,
@@ -268,6 +279,7 @@ impl Env {
                 // Kept: neither close nor drop removes anything; the keeper does.
                 life: Mutex::new(Life { state: Lifecycle::Kept, lock: None, events: None }),
                 close_gate: tokio::sync::Mutex::new(()),
+                network_changes: Arc::default(),
                 declared: Mutex::default(),
                 instrumented: Arc::new(watch::Sender::new(InstrumentedSet::new())),
                 exits: Arc::new(Exits::default()),
@@ -527,6 +539,21 @@ impl Env {
         self.inner.life.lock().unwrap().state = Lifecycle::Closed;
     }
 
+    /// Waits for the endpoint changes the engine is still carrying out (see
+    /// `EnvInner::network_changes`), at most [`NETWORK_SETTLE`]. Called once the env is
+    /// closing: no change starts after it.
+    async fn settle_network_changes(&self) {
+        if tokio::time::timeout(NETWORK_SETTLE, self.inner.network_changes.write()).await.is_err() {
+            crate::say::say!(
+                warn,
+                { env = self.inner.name },
+                "env {:?}: a network change of one of its containers did not end within {}s; removing anyway",
+                self.inner.name,
+                NETWORK_SETTLE.as_secs()
+            );
+        }
+    }
+
     /// Kills and removes every container of the env (in parallel, with their volumes), then its
     /// named volumes, network and directory. Idempotent; runnables cannot start afterwards.
     pub async fn close(&self) -> Result<()> {
@@ -535,6 +562,7 @@ impl Env {
         if kept {
             return Ok(());
         }
+        self.settle_network_changes().await;
         let engine = &*self.inner.engine;
         let result = crate::cleanup::removal::remove_env(engine, &self.inner.name, self.inner.network.clone()).await;
         let dir = crate::paths::remove_env_dir(&self.inner.root);
@@ -555,6 +583,7 @@ impl Env {
         if kept {
             return;
         }
+        self.settle_network_changes().await;
         tracing::debug!(target: "e2e", parent: &self.inner.span, "env closing in the background");
         let job = crate::cleanup::reaper::Job {
             engine: self.inner.engine.clone(),

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::endpoint::Endpoint;
-use crate::engine::{ContainerSpec, Engine, EngineErrorKind, Limits, Mount, MountSource};
+use crate::engine::{ContainerSpec, Engine, EngineErrorKind, EngineResult, Limits, Mount, MountSource};
 use crate::env::{Declared, Env, INTERNAL_SHARED_DIR};
 use crate::error::{Error, Result};
 use crate::logs::{LineSplitter, LogBuffer, TAIL_LINES};
@@ -1202,23 +1202,20 @@ impl Runnable {
 
     /// Cuts the container off the env network (a network partition).
     pub async fn disconnect(&self) -> Result<()> {
-        let id = self.inner.id("disconnect")?;
-        let network = &self.inner.env.inner.network.id;
-        self.inner
-            .engine()
-            .disconnect_network(network, &id)
-            .await
-            .map_err(self.inner.failed("disconnecting from the network"))
+        self.change_endpoint("disconnect", "disconnecting from the network", |engine, network, id, _| {
+            Box::pin(async move { engine.disconnect_network(&network, &id).await })
+        })
+        .await
     }
 
     /// Reconnects the container to the env network, under the same names.
     pub async fn reconnect(&self) -> Result<()> {
+        self.change_endpoint("reconnect", "reconnecting to the network", |engine, network, id, aliases| {
+            Box::pin(async move { engine.connect_network(&network, &id, &aliases).await })
+        })
+        .await?;
         let id = self.inner.id("reconnect")?;
         let (engine, network) = (self.inner.engine(), &self.inner.env.inner.network);
-        engine
-            .connect_network(&network.id, &id, &self.inner.aliases())
-            .await
-            .map_err(self.inner.failed("reconnecting to the network"))?;
         let state = engine.inspect_container(&id).await.map_err(self.inner.failed("inspecting"))?;
         let ip = state.addresses.get(&network.name).cloned();
         if !self.engine_publishes() {
@@ -1228,6 +1225,36 @@ impl Runnable {
         }
         self.inner.update(|c| c.ip = ip);
         Ok(())
+    }
+}
+
+/// A change of a container's endpoint on the env network, given the engine, the network's id,
+/// the container's id and its aliases.
+type EndpointChange =
+    fn(Arc<dyn Engine>, String, String, Vec<String>) -> futures_util::future::BoxFuture<'static, EngineResult<()>>;
+
+impl Runnable {
+    /// Carries out an endpoint change to its end even when the caller stops waiting for it, and
+    /// holds the env's `network_changes` meanwhile: the env's close waits for it, since the
+    /// engine removing a container while it changes the container's endpoint leaves a phantom
+    /// endpoint on the network.
+    async fn change_endpoint(&self, operation: &'static str, doing: &str, change: EndpointChange) -> Result<()> {
+        let changing = self.inner.env.inner.network_changes.clone().read_owned().await;
+        // After the hold: a close that began before it is seen here, and one that begins after
+        // it waits for the change.
+        let id = self.inner.id(operation)?;
+        let engine = self.inner.env.inner.engine.clone();
+        let (network, aliases) = (self.inner.env.inner.network.id.clone(), self.inner.aliases());
+        let call = tokio::spawn(async move {
+            let result = change(engine, network, id, aliases).await;
+            drop(changing);
+            result
+        });
+        match call.await {
+            Ok(result) => result.map_err(self.inner.failed(doing)),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(Error::io(format!("{doing} runnable {:?}", self.inner.name), std::io::Error::other(e))),
+        }
     }
 }
 

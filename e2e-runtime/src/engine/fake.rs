@@ -61,6 +61,8 @@ struct World {
     /// Calls carried out whose answer is then lost (a connection reset after the engine acted),
     /// by operation name: how many more.
     lost: HashMap<&'static str, u32>,
+    /// Calls that wait for a release before the engine acts (a slow engine), by operation name.
+    holds: HashMap<&'static str, VecDeque<Arc<tokio::sync::Notify>>>,
     /// Every call, as `op arg`.
     calls: Vec<String>,
     pulls: Vec<(String, String)>,
@@ -120,6 +122,22 @@ impl Fake {
     pub fn lose_next_answer(&self, op: &'static str) -> &Self {
         *self.world.lock().unwrap().lost.entry(op).or_default() += 1;
         self
+    }
+
+    /// Has the next call of `op` (connect_network, disconnect_network) wait until the returned
+    /// notify is notified before the engine acts on it.
+    pub fn hold_next(&self, op: &'static str) -> Arc<tokio::sync::Notify> {
+        let release = Arc::new(tokio::sync::Notify::new());
+        self.world.lock().unwrap().holds.entry(op).or_default().push_back(release.clone());
+        release
+    }
+
+    /// Waits for the release of a held call of `op`, if one is held.
+    async fn held(&self, op: &'static str) {
+        let hold = self.world.lock().unwrap().holds.get_mut(op).and_then(|q| q.pop_front());
+        if let Some(release) = hold {
+            release.notified().await;
+        }
     }
 
     /// Has the next `times` removals of network `name` refused as in use though empty.
@@ -561,6 +579,7 @@ impl Engine for Fake {
     }
 
     async fn connect_network(&self, network: &str, container: &str, _aliases: &[String]) -> EngineResult<()> {
+        self.held("connect_network").await;
         let mut world = self.call("connect_network", &format!("{network} {container}"))?;
         let cid = find(&mut world, container)?.id.clone();
         let n = world.networks.get_mut(network).ok_or_else(|| not_found("network"))?;
@@ -571,6 +590,7 @@ impl Engine for Fake {
     }
 
     async fn disconnect_network(&self, network: &str, container: &str) -> EngineResult<()> {
+        self.held("disconnect_network").await;
         let mut world = self.call("disconnect_network", &format!("{network} {container}"))?;
         let cid = find(&mut world, container)?.id.clone();
         let n = world.networks.get_mut(network).ok_or_else(|| not_found("network"))?;

@@ -232,6 +232,35 @@ async fn pause_and_network_partition_reach_the_engine() {
     env.close().await.unwrap();
 }
 
+/// Docker 20.10 removing a container while it disconnects it leaves a phantom endpoint on the
+/// network: a close waits for a disconnect its caller stopped waiting for (a timeout), and
+/// removes only after the engine has carried it out.
+#[tokio::test]
+async fn close_waits_for_a_disconnect_its_caller_gave_up_on() {
+    let (fake, env) = env("u_settle").await;
+    let r = env.runnable("svc").init(StartOptions::new(IMAGE));
+    r.start().await.unwrap();
+    let release = fake.hold_next("disconnect_network");
+    let gave_up = tokio::time::timeout(std::time::Duration::from_millis(50), r.disconnect()).await;
+    assert!(gave_up.is_err(), "the held disconnect answered: {gave_up:?}");
+    let closing = tokio::spawn({
+        let env = env.clone();
+        async move { env.close().await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let calls = fake.calls();
+    assert!(!closing.is_finished(), "close did not wait for the disconnect: {calls:?}");
+    assert!(!calls.iter().any(|c| c.starts_with("remove_container")), "removed during the disconnect: {calls:?}");
+    release.notify_one();
+    closing.await.unwrap().unwrap();
+    let calls = fake.calls();
+    let at = |op: &str| calls.iter().position(|c| c.starts_with(op)).unwrap_or_else(|| panic!("{op} in {calls:?}"));
+    assert!(at("disconnect_network") < at("remove_container"), "{calls:?}");
+    // After close, a change is refused before it reaches the engine.
+    assert!(matches!(r.reconnect().await.unwrap_err(), Error::EnvClosed { .. }));
+    assert_eq!(fake.calls().iter().filter(|c| c.starts_with("connect_network")).count(), 0);
+}
+
 #[tokio::test]
 async fn a_killed_runnable_is_stopped_and_starts_again() {
     let (fake, env) = env("u_kill").await;
