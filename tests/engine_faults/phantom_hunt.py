@@ -5,7 +5,7 @@ active endpoints") though no container is attached, until the engine restarts.
 Each iteration makes a network and K busybox containers on it, runs one sequence of engine
 calls (VARIANT, below) and then removes the network; a refusal with nothing attached is a
 phantom. LANES iterations run at once; HOGS=n adds n busy loops (a loaded CI host); PORTS=1
-publishes two ports per container, as the framework does.
+publishes two ports per container (the containers then run httpd), as the framework does.
 
 Run it on a disposable engine only: a phantom stays until that engine restarts. For example
 (this repository's second engine):
@@ -103,6 +103,13 @@ def connect(net, cid):
     return api("POST", f"/networks/{net}/connect", {"Container": cid})
 
 
+def follow(cid):
+    c = UConn()
+    c.request("GET", f"/v1.41/containers/{cid}/logs?follow=1&stdout=1&stderr=1&timestamps=1")
+    c.getresponse()
+    return c
+
+
 def net_rm(net):
     return api("DELETE", f"/networks/{net}")
 
@@ -113,9 +120,9 @@ def jitter(ms):
 
 def variant(v, net, k):
     """Runs one sequence on network `net` with k containers; returns when all calls answered.
-    The containers run `sleep 100` (`/no/such/binary` for the badcmd variants)."""
+    The containers run `sleep 100`, httpd with PORTS=1, `/no/such/binary` for badcmd."""
     names = [f"hunt-{net[:8]}-{i}" for i in range(k)]
-    cmd = ("/no/such/binary",) if v.startswith("badcmd") else ("sleep", "100")
+    cmd = ("/no/such/binary",) if v.startswith("badcmd") else ("httpd", "-f", "-p", "80", "-h", "/") if PORTS else ("sleep", "100")
     ids = [ctr_create(n, net, cmd) for n in names]
     ts = []
     if v == "start-rm":  # force removal while the start is in flight
@@ -175,6 +182,17 @@ def variant(v, net, k):
         for t in [bg(start, c) for c in ids]:
             t.join()
         ts = [bg(lambda c=c: (kill(c), rmf(c))) for c in ids]
+    elif v == "logs-rm":  # removal while a log stream of each container is open (the framework follows them)
+        for t in [bg(start, c) for c in ids]:
+            t.join()
+        streams = [follow(c) for c in ids]
+        time.sleep(0.2)
+        ts = [bg(rmf, c) for c in ids]
+        for t in ts:
+            t.join()
+        for c in streams:
+            c.close()
+        ts = []
     elif v == "start-kill":  # the process exits by itself during start, then removal
         for c in ids:
             ts.append(bg(start, c))
