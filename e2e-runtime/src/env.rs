@@ -132,7 +132,7 @@ pub(crate) struct EnvInner {
     instrumented: Arc<watch::Sender<InstrumentedSet>>,
     pub exits: Arc<Exits>,
     /// For a shared env (`#[e2e::test(..., shared)]`), its runnables by declaration.
-    pub sharing: Option<Arc<crate::shared::Runnables>>,
+    pub sharing: Option<Arc<crate::registry::Registry>>,
     /// The tag of the run whose names the env's resources carry (this one's, or a keeper's).
     tag: String,
     /// In an env attached to a keeper's: the keeper's containers, by runnable.
@@ -291,7 +291,7 @@ impl Env {
     }
 
     /// The declarations of a shared env.
-    pub(crate) fn sharing(&self) -> Option<&crate::shared::Runnables> {
+    pub(crate) fn sharing(&self) -> Option<&crate::registry::Registry> {
         self.inner.sharing.as_deref()
     }
 

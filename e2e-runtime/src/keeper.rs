@@ -274,7 +274,8 @@ async fn keep(name: &'static str, base: PathBuf) -> i32 {
     };
     let mut runnables = Vec::new();
     for d in SHARED_DECLARATIONS.iter().filter(|d| d.env == name) {
-        let declared = crate::shared::TEST.scope(format!("{}::{name}", test_path(d.test)), async { (d.declare)(&env) });
+        let declared =
+            crate::registry::TEST.scope(format!("{}::{name}", test_path(d.test)), async { (d.declare)(&env) });
         for r in declared.await {
             if !runnables.iter().any(|o: &crate::runnable::Runnable| o.is(&r)) {
                 runnables.push(r);
@@ -283,7 +284,7 @@ async fn keep(name: &'static str, base: PathBuf) -> i32 {
     }
     let refs: Vec<&crate::runnable::Runnable> = runnables.iter().collect();
     let started = match env.sharing() {
-        Some(sharing) => sharing.start(&refs).await,
+        Some(sharing) => crate::shared::start(sharing, &refs).await,
         None => Err("the env is not shared".to_string()),
     };
     if let Err(e) = started {

@@ -31,6 +31,7 @@ mod partition;
 mod paths;
 mod probe;
 mod proxy;
+mod registry;
 mod runnable;
 mod say;
 mod settings;

@@ -318,7 +318,14 @@ impl RunnableBuilder {
     /// Configures the runnable.
     pub fn init(self, options: StartOptions) -> Runnable {
         match (self.env.inner.sharing.clone(), self.env.inner.adopt.clone()) {
-            (Some(sharing), _) if self.problem.is_none() => sharing.declare(self, options),
+            (Some(sharing), _) if self.problem.is_none() => {
+                let definition = format!("ports {:?}, {:?}", self.ports, options);
+                let (env, name) = (self.env.name().to_string(), self.name.clone());
+                sharing.declare(&env, &name, definition, |problem| match problem {
+                    Some(problem) => self.with_problem(problem).future().init(options),
+                    None => self.claimed().future().init(options),
+                })
+            }
             (_, Some(adopt)) if self.problem.is_none() => {
                 let found = adopt.get(&self.name).cloned();
                 let r = self.future().init(options);
@@ -331,27 +338,15 @@ impl RunnableBuilder {
         }
     }
 
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub(crate) fn env(&self) -> &Env {
-        &self.env
-    }
-
-    pub(crate) fn ports(&self) -> &[(String, u16)] {
-        &self.ports
-    }
-
     /// The builder, its runnable failing every call with `problem`.
-    pub(crate) fn with_problem(mut self, problem: Error) -> Self {
+    fn with_problem(mut self, problem: Error) -> Self {
         self.problem = Some(problem);
         self
     }
 
     /// The builder with its name claimed in the env (as [`Env::runnable`] does outside shared
     /// envs).
-    pub(crate) fn claimed(mut self) -> Self {
+    fn claimed(mut self) -> Self {
         self.problem = self.env.claim(&self.name).err();
         self
     }
@@ -657,7 +652,7 @@ impl Runnable {
     }
 
     /// The declarations of its env, if the env is shared.
-    pub(crate) fn sharing(&self) -> Option<&crate::shared::Runnables> {
+    pub(crate) fn sharing(&self) -> Option<&crate::registry::Registry> {
         self.inner.env.inner.sharing.as_deref()
     }
 

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::env::Env;
-use crate::error::{Declarations, Error};
-use crate::runnable::{Runnable, RunnableBuilder, StartOptions};
+use crate::registry::Registry;
+use crate::runnable::Runnable;
 
 /// The runtime shared envs live on.
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -83,69 +83,13 @@ fn close_all() {
     });
 }
 
-/// The runnables of a shared env, by name: what defines each, which test declared it first,
-/// and its start, done once.
-#[derive(Debug, Default)]
-pub(crate) struct Runnables {
-    map: Mutex<HashMap<String, Shared>>,
-}
-
-#[derive(Debug, Clone)]
-struct Shared {
-    runnable: Runnable,
-    definition: String,
-    declared_by: String,
-    started: Arc<tokio::sync::OnceCell<Result<(), String>>>,
-}
-
-tokio::task_local! {
-    /// The test whose body runs, for messages that name it.
-    pub(crate) static TEST: String;
-}
-
-fn current_test() -> String {
-    TEST.try_with(|t| t.clone()).unwrap_or_else(|_| "a test".to_string())
-}
-
-impl Runnables {
-    /// The runnable the builder and options declare: the one declared before under that name
-    /// if its definition is the same, else a runnable whose every call fails naming both.
-    pub(crate) fn declare(&self, builder: RunnableBuilder, options: StartOptions) -> Runnable {
-        let definition = format!("ports {:?}, {:?}", builder.ports(), options);
-        let test = current_test();
-        let mut map = self.map.lock().unwrap();
-        if let Some(s) = map.get(builder.name()) {
-            if s.definition == definition {
-                return s.runnable.clone();
-            }
-            let problem = Error::SharedMismatch {
-                env: builder.env().name().to_string(),
-                runnable: builder.name().to_string(),
-                declarations: Box::new(Declarations {
-                    first_test: s.declared_by.clone(),
-                    first: s.definition.clone(),
-                    test,
-                    this: definition,
-                }),
-            };
-            return builder.with_problem(problem).future().init(options);
-        }
-        let name = builder.name().to_string();
-        let runnable = builder.claimed().future().init(options);
-        let started = Arc::default();
-        map.insert(name, Shared { runnable: runnable.clone(), definition, declared_by: test, started });
-        runnable
-    }
-
-    /// Starts the runnables (each once, by the first test that needs it, on the shared
-    /// runtime) and waits until all are ready.
-    pub(crate) async fn start(&self, runnables: &[&Runnable]) -> Result<(), String> {
-        let cells: Vec<_> = {
-            let map = self.map.lock().unwrap();
-            let cell = |r: &Runnable| map.get(r.name()).filter(|s| s.runnable.is(r)).map(|s| s.started.clone());
-            runnables.iter().map(|r| ((*r).clone(), cell(r))).collect()
-        };
-        let starts = cells.into_iter().map(|(r, cell)| async move {
+/// Starts the runnables of a shared env (each once, by the first test that needs it, on the
+/// shared runtime) and waits until all are ready.
+pub(crate) async fn start(registry: &Registry, runnables: &[&Runnable]) -> Result<(), String> {
+    let starts = runnables.iter().map(|r| {
+        let r = (*r).clone();
+        let cell = registry.started(r.name(), |stored: &Runnable| stored.is(&r));
+        async move {
             let Some(cell) = cell else {
                 // Not the shared one (a mismatching declaration): starting it reports why.
                 return r.start_and_wait_ready().await.map_err(|e| format!("{e:?}"));
@@ -159,8 +103,8 @@ impl Runnables {
             })
             .await
             .clone()
-        });
-        let results = futures_util::future::join_all(starts).await;
-        results.into_iter().collect::<Result<Vec<()>, String>>().map(|_| ())
-    }
+        }
+    });
+    let results = futures_util::future::join_all(starts).await;
+    results.into_iter().collect::<Result<Vec<()>, String>>().map(|_| ())
 }

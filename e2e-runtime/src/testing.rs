@@ -84,7 +84,7 @@ impl<T, E: Debug> TestReturn for Result<T, E> {
 /// is started once, by the first test that needs it; the others wait for it to be ready.
 pub async fn start_workloads(runnables: &[&Runnable]) -> Result<(), String> {
     if let Some(sharing) = runnables.first().and_then(|r| r.sharing()) {
-        return sharing.start(runnables).await;
+        return crate::shared::start(sharing, runnables).await;
     }
     if runnables.first().is_some_and(|r| r.in_attached_env()) {
         // The keeper started them all, and waited until they were ready.
@@ -141,7 +141,7 @@ pub fn run_test(spec: TestSpec, body: impl FnOnce(Env) -> TestBody) {
                 }
             };
             // The test's name, for messages about shared declarations.
-            let run = crate::shared::TEST.scope(spec.name(), AssertUnwindSafe(body(env.clone())).catch_unwind());
+            let run = crate::registry::TEST.scope(spec.name(), AssertUnwindSafe(body(env.clone())).catch_unwind());
             let outcome = match spec.timeout {
                 Some(t) => match tokio::time::timeout(t, run).await {
                     Ok(r) => r,

@@ -17,10 +17,10 @@ async fn a_declaration_repeated_alike_is_the_same_runnable_started_once() {
     assert!(a.is(&b), "the second test gets the first test's runnable");
     let sharing = a.sharing().expect("a shared env");
     let (la, lb) = ([&a], [&b]);
-    let (ra, rb) = tokio::join!(sharing.start(&la), sharing.start(&lb));
+    let (ra, rb) = tokio::join!(crate::shared::start(sharing, &la), crate::shared::start(sharing, &lb));
     ra.unwrap();
     rb.unwrap();
-    sharing.start(&[&a]).await.unwrap();
+    crate::shared::start(sharing, &[&a]).await.unwrap();
     assert_eq!(fake.containers().len(), 1, "one container for every start");
     assert!(a.is_running().await.unwrap());
     env.close().await.unwrap();
@@ -31,16 +31,16 @@ async fn a_declaration_repeated_otherwise_fails_naming_both() {
     let fake = Fake::new();
     fake.image(IMAGE);
     let env = Env::on_as(fake.clone(), "u_shared_other", true).await.unwrap();
-    let first = crate::shared::TEST
+    let first = crate::registry::TEST
         .scope("t1".into(), async { env.runnable("db").init(StartOptions::new(IMAGE).command(["a"])) })
         .await;
-    let second = crate::shared::TEST
+    let second = crate::registry::TEST
         .scope("t2".into(), async { env.runnable("db").init(StartOptions::new(IMAGE).command(["b"])) })
         .await;
     assert!(!first.is(&second));
     let sharing = first.sharing().unwrap();
-    sharing.start(&[&first]).await.unwrap();
-    let e = sharing.start(&[&second]).await.unwrap_err();
+    crate::shared::start(sharing, &[&first]).await.unwrap();
+    let e = crate::shared::start(sharing, &[&second]).await.unwrap_err();
     assert!(e.contains("runnable \"db\" of shared env \"u_shared_other\" is declared differently"), "{e}");
     assert!(e.contains("t1 declares") && e.contains("t2 declares"), "{e}");
     assert!(matches!(second.start().await, Err(Error::SharedMismatch { .. })));
