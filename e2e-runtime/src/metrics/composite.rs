@@ -2,8 +2,9 @@
 //! [`Targets`], so each exists once.
 
 use super::comparators::Comparator;
+use super::options::{waiting, MetricsOptions};
 use super::to_names;
-use super::wait::{sum_over, wait, waiting, Goal, MetricsOptions};
+use super::wait::{sum_over, wait, Goal};
 use crate::error::Result;
 use crate::runnable::Runnable;
 

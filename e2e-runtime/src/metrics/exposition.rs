@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 
 use prometheus_parse::{Scrape, Value as Parsed};
 
+use super::options::{MetricsOptions, Missing};
 use super::series::{MetricType, Series};
 use super::to_names;
-use super::wait::{MetricsOptions, Missing};
 use crate::error::{Error, Result};
 
 /// A parsed Prometheus text exposition: the raw text, its series and the type each family

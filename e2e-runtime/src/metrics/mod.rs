@@ -36,6 +36,7 @@ mod comparators;
 mod composite;
 mod exposition;
 mod matchers;
+mod options;
 mod scrape;
 mod series;
 mod wait;
@@ -48,8 +49,8 @@ pub use comparators::{
 pub use composite::{composite, Composite};
 pub use exposition::{Exposition, Family};
 pub use matchers::Matcher;
+pub use options::MetricsOptions;
 pub use series::{Bucket, MetricType, Quantile, Series, Value};
-pub use wait::MetricsOptions;
 
 /// The metric names of a call, owned.
 fn to_names<I>(names: I) -> Vec<String>
