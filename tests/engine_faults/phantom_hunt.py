@@ -54,6 +54,11 @@ def net_create(name):
 
 
 PORTS = os.environ.get("PORTS") == "1"
+# LIKE=1: the framework's create body beyond ports (init, a bind mount, a hostname, two
+# aliases) and, in started-rm and logs-rm, a TCP connection to every published port before
+# the removal, as its probes make (logs-rm also keeps an event stream open, as an env does).
+LIKE = os.environ.get("LIKE") == "1"
+SHARED = "/tmp/phantom-hunt-shared"
 
 
 def ctr_create(name, net, cmd=("sleep", "100")):
@@ -68,9 +73,28 @@ def ctr_create(name, net, cmd=("sleep", "100")):
         "HostConfig": host,
         "NetworkingConfig": {"EndpointsConfig": {net: {"Aliases": [name]}}},
     }
+    if LIKE:
+        os.makedirs(SHARED, exist_ok=True)
+        host["Init"] = True
+        host["Binds"] = [f"{SHARED}:/shared"]
+        body["Hostname"] = name[-12:]
+        body["NetworkingConfig"]["EndpointsConfig"][net]["Aliases"] = [name, name.rsplit("-", 1)[-1]]
     s, j = api("POST", "/containers/create?name=" + name, body)
     assert s == 201, (s, j)
     return j["Id"]
+
+
+def probe(cid):
+    """Connects to the container's published port 80 and closes, as a TCP probe does."""
+    s, j = api("GET", f"/containers/{cid}/json")
+    bound = ((j.get("NetworkSettings") or {}).get("Ports") or {}).get("80/tcp") if s == 200 else None
+    for b in bound or []:
+        for _ in range(50):
+            try:
+                socket.create_connection((b["HostIp"], int(b["HostPort"])), timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
 
 
 def bg(fn, *a):
@@ -110,6 +134,13 @@ def follow(cid):
     return c
 
 
+def events():
+    c = UConn()
+    c.request("GET", '/v1.41/events?filters=' + json.dumps({"label": [LABEL]}).replace(" ", ""))
+    c.getresponse()
+    return c
+
+
 def net_rm(net):
     return api("DELETE", f"/networks/{net}")
 
@@ -132,6 +163,9 @@ def variant(v, net, k):
     elif v == "started-rm":  # plain: start, then remove all at once
         for t in [bg(start, c) for c in ids]:
             t.join()
+        if LIKE and PORTS:
+            for t in [bg(probe, c) for c in ids]:
+                t.join()
         ts = [bg(rmf, c) for c in ids]
     elif v == "rm-netrm":  # network removal while the containers are being removed
         for t in [bg(start, c) for c in ids]:
@@ -186,6 +220,11 @@ def variant(v, net, k):
         for t in [bg(start, c) for c in ids]:
             t.join()
         streams = [follow(c) for c in ids]
+        if LIKE:  # the env's event stream too, and the probes
+            streams.append(events())
+            if PORTS:
+                for t in [bg(probe, c) for c in ids]:
+                    t.join()
         time.sleep(0.2)
         ts = [bg(rmf, c) for c in ids]
         for t in ts:
