@@ -59,6 +59,8 @@ PORTS = os.environ.get("PORTS") == "1"
 # the removal, as its probes make (logs-rm also keeps an event stream open, as an env does).
 LIKE = os.environ.get("LIKE") == "1"
 SHARED = "/tmp/phantom-hunt-shared"
+if LIKE:
+    os.makedirs(SHARED, exist_ok=True)
 
 
 def ctr_create(name, net, cmd=("sleep", "100")):
@@ -74,7 +76,6 @@ def ctr_create(name, net, cmd=("sleep", "100")):
         "NetworkingConfig": {"EndpointsConfig": {net: {"Aliases": [name]}}},
     }
     if LIKE:
-        os.makedirs(SHARED, exist_ok=True)
         host["Init"] = True
         host["Binds"] = [f"{SHARED}:/shared"]
         body["Hostname"] = name[-12:]

@@ -124,13 +124,9 @@ pub(super) fn waiting() -> MetricsOptions {
 mod tests {
     use super::*;
 
-    fn with(matchers: impl IntoIterator<Item = Matcher>) -> MetricsOptions {
-        MetricsOptions::new().matchers(matchers)
-    }
-
     #[test]
     fn matchers_display_as_promql() {
-        let m = with([
+        let m = MetricsOptions::new().matchers([
             Matcher::equal("a", "1"),
             Matcher::not_equal("b", "2"),
             Matcher::regex("c", "x\"y"),

@@ -240,10 +240,6 @@ mod tests {
     use super::*;
     use crate::metrics::{between, equals, equals_amongst_two, greater, Matcher};
 
-    fn with(matchers: impl IntoIterator<Item = Matcher>) -> MetricsOptions {
-        MetricsOptions::new().matchers(matchers)
-    }
-
     #[test]
     fn wait_errors_say_what_was_seen() {
         let e = Error::MetricsWait(Box::new(WaitFailure {
@@ -360,7 +356,7 @@ mod tests {
         assert_eq!(Goal::Holds(&c).to_string(), "satisfy between(1, 2)");
         assert_eq!(Goal::Removed.to_string(), "be removed");
         let seen = Seen { values: None, error: Some("boom".into()) };
-        let options = with([Matcher::equal("x", "1")]);
+        let options = MetricsOptions::new().matcher(Matcher::equal("x", "1"));
         let e = seen.failure(&["a".into()], &["m".into()], &options, &Goal::Removed, Duration::from_millis(20));
         assert_eq!(
             e.to_string(),
