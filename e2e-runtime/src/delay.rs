@@ -220,14 +220,10 @@ async fn ensure_image(engine: &dyn Engine) -> Result<String, String> {
 fn iptables_files() -> Result<Vec<(PathBuf, String)>, String> {
     let binary = iptables_binary()?;
     let mut files = vec![(binary.clone(), IPTABLES_IN_IMAGE.to_string())];
-    let deps = lddtree::DependencyAnalyzer::default()
-        .analyze(&binary)
-        .map_err(|e| format!("finding the libraries {} links: {e}", binary.display()))?;
-    for lib in deps.libraries.values() {
-        if !lib.found() {
-            return Err(format!("{} links {}, not found on this host", binary.display(), lib.name));
-        }
-        files.push((lib.path.clone(), lib.path.to_string_lossy().into_owned()));
+    let linked = crate::libs::linked(&binary)?;
+    let loader = linked.interpreter.filter(|i| !linked.libraries.contains(i));
+    for lib in linked.libraries.iter().chain(&loader) {
+        files.push((lib.clone(), lib.to_string_lossy().into_owned()));
     }
     let dir = extensions_dir()?;
     for ext in ["libxt_NFQUEUE.so", "libxt_CT.so", "libxt_standard.so"] {

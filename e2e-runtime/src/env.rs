@@ -76,12 +76,8 @@ pub(crate) struct Adopted {
 const NETWORK_SETTLE: Duration = Duration::from_secs(30);
 
 /// The client of the env's HTTP probes and scrapes: any certificate, no proxy, 2 s per call.
-fn probe_client() -> reqwest::Client {
-    let builder = reqwest::Client::builder();
-    // Self-signed certificates are the rule in test envs.
-    #[cfg(feature = "tls")]
-    let builder = builder.danger_accept_invalid_certs(true);
-    builder.no_proxy().timeout(Duration::from_secs(2)).build().expect("a TLS backend is compiled in")
+fn probe_client() -> crate::http::Client {
+    crate::http::Client::new(Duration::from_secs(2))
 }
 
 /// A runnable declared in the env, for diagnostics.
@@ -112,7 +108,7 @@ pub(crate) struct EnvInner {
     root: PathBuf,
     /// `root/shared`, mounted into every container.
     pub shared: PathBuf,
-    pub http: reqwest::Client,
+    pub http: crate::http::Client,
     /// The env's tracing span (inside the test's, when a test made it).
     pub span: tracing::Span,
     pub quiet: bool,

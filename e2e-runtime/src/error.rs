@@ -426,5 +426,3 @@ impl Error {
         Error::Io { context: context.into(), source }
     }
 }
-
-pub(crate) use crate::engine::error_chain;

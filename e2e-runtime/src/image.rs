@@ -167,21 +167,11 @@ impl BinaryImage {
             (PathBuf::from("etc/nsswitch.conf"), (0o644, NSSWITCH.as_bytes().to_vec())),
             (in_image(Path::new(&entrypoint)).map_err(&failed)?, read(&self.binary)?),
         ]);
-        let deps = lddtree::DependencyAnalyzer::default()
-            .analyze(&self.binary)
-            .map_err(|e| failed(format!("finding the libraries {} links: {e}", self.binary.display())))?;
-        let missing: Vec<&str> = deps.libraries.values().filter(|l| !l.found()).map(|l| l.name.as_str()).collect();
-        if !missing.is_empty() {
-            return Err(failed(format!(
-                "{} links libraries not found on this host: {}",
-                self.binary.display(),
-                missing.join(", ")
-            )));
-        }
-        let libraries: Vec<PathBuf> = deps.libraries.values().map(|l| l.path.clone()).collect();
-        // The kernel runs the loader from the path in PT_INTERP, which lddtree may report
+        let linked = crate::libs::linked(&self.binary).map_err(&failed)?;
+        let libraries = linked.libraries;
+        // The kernel runs the loader from the path in PT_INTERP, which the loader may list
         // elsewhere (as found from libc) when that path goes through a link such as /lib64.
-        for path in libraries.iter().cloned().chain(deps.interpreter.map(PathBuf::from)) {
+        for path in libraries.iter().cloned().chain(linked.interpreter) {
             files.insert(in_image(&path).map_err(&failed)?, read(&path)?);
         }
         for (host, path) in &self.files {

@@ -20,8 +20,10 @@ mod engine;
 mod env;
 mod error;
 mod forward;
+mod http;
 pub mod image;
 mod keeper;
+mod libs;
 mod logs;
 pub mod metrics;
 #[cfg(feature = "monitoring")]

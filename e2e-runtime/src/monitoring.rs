@@ -300,12 +300,10 @@ impl Monitoring {
         let resp = self
             .prometheus
             .http()
-            .get(&url)
-            .query(&[("query", promql)])
-            .send()
+            .get(&crate::http::with_query(&url, &[("query", promql)]), &[])
             .await
-            .map_err(|e| failed(e.to_string()))?;
-        let body: serde_json::Value = resp.json().await.map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(e.0))?;
+        let body = resp.json().await.map_err(|e| failed(e.0))?;
         if body["status"] != "success" {
             return Err(failed(format!("{}: {}", body["errorType"], body["error"])));
         }
@@ -459,17 +457,20 @@ async fn push_container_metrics(env: Env, prometheus: Runnable, every: Duration)
         let body = snap::raw::Encoder::new().compress_vec(&body).expect("snappy of bytes");
         let sent = prometheus
             .http()
-            .post(&url)
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(body)
-            .send()
+            .post(
+                &url,
+                &[
+                    ("content-encoding", "snappy"),
+                    ("content-type", "application/x-protobuf"),
+                    ("x-prometheus-remote-write-version", "0.1.0"),
+                ],
+                body,
+            )
             .await;
         let failed = match sent {
             Ok(r) if r.status().is_success() => None,
             Ok(r) => Some(format!("{}: {}", r.status(), r.text().await.unwrap_or_default().trim())),
-            Err(e) => Some(e.to_string()),
+            Err(e) => Some(e.0),
         };
         if let Some(why) = failed.filter(|_| !warned) {
             crate::say::say!(warn, "monitoring: sending container metrics to {url} failed: {why}");

@@ -241,9 +241,9 @@ impl Probe {
                 let scheme = if *tls { "https" } else { "http" };
                 let path = path.strip_prefix('/').unwrap_or(path);
                 let url = format!("{scheme}://{addr}/{path}");
-                let resp = match target.http().get(&url).send().await {
+                let resp = match target.http().get(&url, &[]).await {
                     Ok(resp) => resp,
-                    Err(e) => return Err(ProbeError::Request { url, detail: crate::error::error_chain(&e) }),
+                    Err(e) => return Err(ProbeError::Request { url, detail: e.0 }),
                 };
                 let code = resp.status().as_u16();
                 if !status.contains(&code) {
@@ -341,7 +341,7 @@ pub(crate) struct Target<'a> {
     /// `host:port` to dial, by port name.
     pub addresses: &'a std::collections::HashMap<String, String>,
     /// The env's HTTP client.
-    pub http: &'a reqwest::Client,
+    pub http: &'a crate::http::Client,
     /// The container's output so far.
     pub logs: &'a LogBuffer,
     /// The number of the first line this container printed.
@@ -379,7 +379,7 @@ impl Target<'_> {
         self.addresses.get(port).cloned().ok_or_else(|| ProbeError::NoAddress { port: port.to_string() })
     }
 
-    fn http(&self) -> &reqwest::Client {
+    fn http(&self) -> &crate::http::Client {
         self.http
     }
 

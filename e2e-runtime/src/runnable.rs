@@ -668,7 +668,7 @@ impl Runnable {
     }
 
     /// The env's HTTP client, shared by probes and metrics.
-    pub(crate) fn http(&self) -> &reqwest::Client {
+    pub(crate) fn http(&self) -> &crate::http::Client {
         &self.inner.env.inner.http
     }
 

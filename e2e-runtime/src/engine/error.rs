@@ -81,8 +81,8 @@ impl fmt::Display for EngineError {
 
 impl std::error::Error for EngineError {}
 
-/// An error with the whole chain of its causes: reqwest's message alone ("error sending
-/// request") hides the reason.
+/// An error with the whole chain of its causes: an HTTP client's message alone ("client error
+/// (Connect)") hides the reason.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();

@@ -31,16 +31,14 @@ impl Runnable {
             |detail: String| Error::MetricsFetch { runnable: self.name().to_string(), url: url.clone(), detail };
         let resp = self
             .http()
-            .get(&url)
             // The text format, not protobuf or OpenMetrics, whatever the server prefers.
-            .header(reqwest::header::ACCEPT, "text/plain;version=0.0.4")
-            .send()
+            .get(&url, &[("accept", "text/plain;version=0.0.4")])
             .await
-            .map_err(|e| failed(crate::error::error_chain(&e)))?;
+            .map_err(|e| failed(e.0))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(failed(format!("answered {status}")));
         }
-        resp.text().await.map_err(|e| failed(format!("reading the body: {}", crate::error::error_chain(&e))))
+        resp.text().await.map_err(|e| failed(e.0))
     }
 }

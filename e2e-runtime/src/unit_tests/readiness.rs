@@ -192,7 +192,7 @@ impl crate::probe::Exec for NoExec {
 
 async fn tcp_probe_on(addr: std::net::SocketAddr, published: bool) -> Result<(), crate::probe::ProbeError> {
     let addresses = std::collections::HashMap::from([("p".to_string(), addr.to_string())]);
-    let http = reqwest::Client::new();
+    let http = crate::http::Client::new(std::time::Duration::from_secs(2));
     let logs = crate::logs::LogBuffer::default();
     let (_exit, exits) = tokio::sync::watch::channel(None);
     let target = crate::probe::Target {
