@@ -220,7 +220,8 @@ async fn ensure_image(engine: &dyn Engine) -> Result<String, String> {
 fn iptables_files() -> Result<Vec<(PathBuf, String)>, String> {
     let binary = iptables_binary()?;
     let mut files = vec![(binary.clone(), IPTABLES_IN_IMAGE.to_string())];
-    let linked = crate::libs::linked(&binary)?;
+    let bytes = std::fs::read(&binary).map_err(|e| format!("reading {}: {e}", binary.display()))?;
+    let linked = crate::libs::linked(&binary, &bytes)?;
     let loader = linked.interpreter.filter(|i| !linked.libraries.contains(i));
     for lib in linked.libraries.iter().chain(&loader) {
         files.push((lib.clone(), lib.to_string_lossy().into_owned()));

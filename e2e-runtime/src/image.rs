@@ -160,14 +160,15 @@ impl BinaryImage {
         let name = name.ok_or_else(|| failed(format!("{} has no usable file name", self.binary.display())))?;
         let entrypoint = format!("/usr/local/bin/{name}");
 
+        let binary = read(&self.binary)?;
+        let linked = crate::libs::linked(&self.binary, &binary.1).map_err(&failed)?;
         // In-image path, relative to the root -> (mode, content).
         let mut files = BTreeMap::from([
             (PathBuf::from("etc/passwd"), (0o644, PASSWD.as_bytes().to_vec())),
             (PathBuf::from("etc/group"), (0o644, GROUP.as_bytes().to_vec())),
             (PathBuf::from("etc/nsswitch.conf"), (0o644, NSSWITCH.as_bytes().to_vec())),
-            (in_image(Path::new(&entrypoint)).map_err(&failed)?, read(&self.binary)?),
+            (in_image(Path::new(&entrypoint)).map_err(&failed)?, binary),
         ]);
-        let linked = crate::libs::linked(&self.binary).map_err(&failed)?;
         let libraries = linked.libraries;
         // The kernel runs the loader from the path in PT_INTERP, which the loader may list
         // elsewhere (as found from libc) when that path goes through a link such as /lib64.

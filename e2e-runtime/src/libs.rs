@@ -16,13 +16,13 @@ pub(crate) struct Linked {
     pub libraries: Vec<PathBuf>,
 }
 
-/// The libraries `binary` loads on this host. An error names the binary and what is wrong:
-/// not an ELF file, a loader that cannot be run, or the libraries not found.
-pub(crate) fn linked(binary: &Path) -> Result<Linked, String> {
-    let bytes = std::fs::read(binary).map_err(|e| format!("reading {}: {e}", binary.display()))?;
-    let elf = goblin::elf::Elf::parse(&bytes)
-        .map_err(|e| format!("{} is not an ELF binary this host can run: {e}", binary.display()))?;
-    let Some(interpreter) = elf.interpreter.map(PathBuf::from) else {
+/// The libraries `binary`, whose contents are `bytes` (the caller has read them to pack them),
+/// loads on this host. An error names the binary and what is wrong: not an ELF file, a loader
+/// that cannot be run, or the libraries not found.
+pub(crate) fn linked(binary: &Path, bytes: &[u8]) -> Result<Linked, String> {
+    let interpreter =
+        interpreter(bytes).map_err(|e| format!("{} is not an ELF binary this host can run: {e}", binary.display()))?;
+    let Some(interpreter) = interpreter else {
         return Ok(Linked::default());
     };
     let out = std::process::Command::new(&interpreter)
@@ -48,6 +48,22 @@ pub(crate) fn linked(binary: &Path) -> Result<Linked, String> {
         ));
     }
     Ok(Linked { interpreter: Some(interpreter), libraries: listed.found })
+}
+
+/// The path in the binary's PT_INTERP, from its ELF and program headers only (not its sections
+/// and symbols, which for a test binary are most of its size).
+fn interpreter(bytes: &[u8]) -> goblin::error::Result<Option<PathBuf>> {
+    use goblin::container::Ctx;
+    use goblin::elf::{program_header::PT_INTERP, Elf, ProgramHeader};
+    let header = Elf::parse_header(bytes)?;
+    let ctx = Ctx::new(header.container()?, header.endianness()?);
+    let headers = ProgramHeader::parse(bytes, header.e_phoff as usize, header.e_phnum as usize, ctx)?;
+    Ok(headers.iter().find(|p| p.p_type == PT_INTERP && p.p_filesz != 0).and_then(|p| {
+        let start = usize::try_from(p.p_offset).ok()?;
+        let raw = bytes.get(start..start.checked_add(usize::try_from(p.p_filesz).ok()?)?)?;
+        let path = raw.split(|b| *b == 0).next()?;
+        Some(PathBuf::from(String::from_utf8_lossy(path).into_owned()))
+    }))
 }
 
 /// A loader's `--list` answer: the files it found, in its order, and the names it did not.
@@ -119,7 +135,7 @@ mod tests {
     #[test]
     fn this_test_binary_links_libc_and_a_script_is_not_elf() {
         let me = std::env::current_exe().unwrap();
-        let linked = linked(&me).unwrap();
+        let linked = linked(&me, &std::fs::read(&me).unwrap()).unwrap();
         let interpreter = linked.interpreter.expect("the test binary is dynamically linked");
         assert!(interpreter.is_absolute(), "{}", interpreter.display());
         assert!(
@@ -132,7 +148,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("run.sh");
         std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
-        let e = super::linked(&script).unwrap_err();
+        let e = super::linked(&script, &std::fs::read(&script).unwrap()).unwrap_err();
         assert!(e.contains("run.sh") && e.contains("not an ELF binary"), "{e}");
     }
 }
