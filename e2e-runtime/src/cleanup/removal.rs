@@ -28,9 +28,26 @@ impl Failures {
 /// Removes the containers, volumes and networks of run `owner` in env `env`, plus the network
 /// `extra` when given (the env's pooled network, which carries no env label).
 pub(crate) async fn remove_run(engine: &dyn Engine, env: &str, owner: &Owner, extra: Option<&str>) -> Result<()> {
+    remove_run_on(engine, env, owner, extra, extra).await
+}
+
+/// [`remove_run`], the containers first detached from their network one at a time (see
+/// [`detach`]): from `network` (the env's) when given, else from the networks they are on.
+async fn remove_run_on(
+    engine: &dyn Engine,
+    env: &str,
+    owner: &Owner,
+    network: Option<&str>,
+    extra: Option<&str>,
+) -> Result<()> {
     let selector = Selector::managed().env(env).owner(owner);
     let containers =
         engine.list(ResourceKind::Container, &selector).await.map_err(|e| listing(ResourceKind::Container, e))?;
+    let ids: Vec<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+    match network {
+        Some(network) => detach(engine, network, &ids).await,
+        None => detach_from_theirs(engine, &ids).await,
+    }
     let removals = containers.iter().map(|c| async move {
         engine
             .remove_container(&c.id)
@@ -64,7 +81,7 @@ pub(crate) async fn remove_run(engine: &dyn Engine, env: &str, owner: &Owner, ex
 /// Removes this run's env `env` and gives its network back to the process's pool (or removes
 /// the network, if a container could not be removed: a later env must not meet it).
 pub(crate) async fn remove_env(engine: &dyn Engine, env: &str, network: Network) -> Result<()> {
-    match remove_run(engine, env, owner::current(), None).await {
+    match remove_run_on(engine, env, owner::current(), Some(&network.id), None).await {
         Ok(()) => {
             netpool::put_back(engine, network);
             Ok(())
@@ -144,6 +161,35 @@ pub(crate) async fn remove_owned(engine: &dyn Engine, owner: &Owner, kept: &Hash
     }
     crate::paths::remove_run_dirs(owner, kept);
     last.map(|()| removed.len())
+}
+
+/// Disconnects `containers` from `network` one after another, before they are removed at once.
+///
+/// Docker 20.10 counts a network's endpoints in a counter kept apart from the endpoints, and
+/// refuses to remove the network while it is above zero. Endpoint deletions on one network at
+/// the same time (what removing an env's containers in parallel makes: each removal deletes its
+/// endpoint) sometimes lose decrements on a loaded host, and the network can then never be
+/// removed ("has active endpoints", none attached, until the engine restarts). One disconnect
+/// at a time deletes the endpoints in turn; the removals that follow, still in parallel, have
+/// no endpoint left to delete. A container that is gone or already detached needs nothing, and
+/// a disconnect that fails leaves that container's endpoint to its removal, as before.
+async fn detach(engine: &dyn Engine, network: &str, containers: &[&str]) {
+    for c in containers {
+        let _ = engine.disconnect_network(network, c).await;
+    }
+}
+
+/// [`detach`] of running containers whose network is not known (a dead run's): from each
+/// network they are on, networks in parallel.
+async fn detach_from_theirs(engine: &dyn Engine, containers: &[&str]) {
+    let states = futures_util::future::join_all(containers.iter().map(|c| engine.inspect_container(c))).await;
+    let mut on: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for (c, state) in containers.iter().zip(states) {
+        for network in state.into_iter().filter(|s| s.running).flat_map(|s| s.addresses.into_keys()) {
+            on.entry(network).or_default().push(c);
+        }
+    }
+    futures_util::future::join_all(on.iter().map(|(network, cs)| detach(engine, network, cs))).await;
 }
 
 fn listing(kind: ResourceKind, e: crate::engine::EngineError) -> Error {

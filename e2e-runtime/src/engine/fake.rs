@@ -206,6 +206,16 @@ impl Fake {
         id
     }
 
+    /// Attaches container `id` to network `network` (an id), as another run would have.
+    pub fn attach(&self, id: &str, network: &str) {
+        let mut world = self.world.lock().unwrap();
+        let n = world.networks.get_mut(network).expect("a network of the fake");
+        n.attached.insert(id.to_string());
+        let name = n.name.clone();
+        let c = world.containers.get_mut(id).expect("a container of the fake");
+        c.state.addresses.insert(name, "172.30.0.9".into());
+    }
+
     /// Adds a network or volume as another run would have made it.
     pub fn foreign(&self, kind: ResourceKind, name: &str, labels: Labels) -> String {
         let mut world = self.world.lock().unwrap();
@@ -593,7 +603,9 @@ impl Engine for Fake {
         self.held("disconnect_network").await;
         let mut world = self.call("disconnect_network", &format!("{network} {container}"))?;
         let cid = find(&mut world, container)?.id.clone();
-        let n = world.networks.get_mut(network).ok_or_else(|| not_found("network"))?;
+        // By id or, as the engine also takes, by name.
+        let id = world.networks.iter().find(|(id, n)| *id == network || n.name == network).map(|(id, _)| id.clone());
+        let n = id.and_then(|id| world.networks.get_mut(&id)).ok_or_else(|| not_found("network"))?;
         n.attached.remove(&cid);
         let name = n.name.clone();
         find(&mut world, &cid)?.state.addresses.remove(&name);

@@ -47,6 +47,57 @@ async fn close_removes_containers_and_volumes_and_pools_the_network() {
     env.close().await.unwrap();
 }
 
+/// Docker 20.10 loses decrements of a network's endpoint counter when endpoints of the network
+/// are deleted at the same time, and the network can then never be removed: a close detaches
+/// the containers from the env's network one at a time, and only then removes them.
+#[tokio::test]
+async fn close_detaches_containers_one_at_a_time_then_removes_them() {
+    let (fake, env) = env("u_detach").await;
+    let rs: Vec<_> = (0..3).map(|i| env.runnable(&format!("r{i}")).init(StartOptions::new(IMAGE))).collect();
+    crate::start_and_wait_ready(&rs).await.unwrap();
+    // The first detach held: no other detach and no removal starts meanwhile.
+    let release = fake.hold_next("disconnect_network");
+    let closing = tokio::spawn({
+        let env = env.clone();
+        async move { env.close().await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let calls = fake.calls();
+    assert!(!closing.is_finished(), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("disconnect_network") || c.starts_with("remove_container")),
+        "{calls:?}"
+    );
+    release.notify_one();
+    closing.await.unwrap().unwrap();
+    let calls = fake.calls();
+    let detaches: Vec<usize> = (0..calls.len()).filter(|&i| calls[i].starts_with("disconnect_network")).collect();
+    let removals: Vec<usize> = (0..calls.len()).filter(|&i| calls[i].starts_with("remove_container")).collect();
+    assert_eq!((detaches.len(), removals.len()), (3, 3), "{calls:?}");
+    assert!(detaches.iter().max() < removals.iter().min(), "every detach before the first removal: {calls:?}");
+    assert!(fake.containers().is_empty());
+}
+
+/// A dead run's containers are detached from the networks they are on (found by inspection)
+/// before their removal too.
+#[tokio::test]
+async fn a_dead_runs_running_containers_are_detached_before_removal() {
+    let fake = Fake::new();
+    fake.image(IMAGE);
+    let dead = dead_owner();
+    let net = fake.foreign(ResourceKind::Network, "e2e-99999999-x-1", labels(netpool::POOL_ENV, &dead));
+    let running = fake.foreign_container("u_detach_dead-a", labels("u_detach_dead", &dead), true);
+    fake.attach(&running, &net);
+    let stopped = fake.foreign_container("u_detach_dead-b", labels("u_detach_dead", &dead), false);
+    removal::sweep_dead(&*fake, "u_detach_dead").await.unwrap();
+    let calls = fake.calls();
+    let at = |call: &str| calls.iter().position(|c| c == call).unwrap_or_else(|| panic!("{call} in {calls:?}"));
+    let detach = at(&format!("disconnect_network e2e-99999999-x-1 {running}"));
+    assert!(detach < at(&format!("remove_container {running}")), "{calls:?}");
+    assert!(!calls.iter().any(|c| c.starts_with("disconnect_network") && c.ends_with(&stopped)), "{calls:?}");
+    assert!(fake.containers().is_empty());
+}
+
 #[tokio::test]
 async fn the_next_env_of_the_process_takes_the_pooled_network() {
     let fake = Fake::new();
