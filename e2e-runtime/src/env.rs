@@ -550,8 +550,10 @@ impl Env {
         }
     }
 
-    /// Kills and removes every container of the env (in parallel, with their volumes), then its
-    /// named volumes, network and directory. Idempotent; runnables cannot start afterwards.
+    /// Kills and removes every container of the env (in parallel, with their volumes, after
+    /// detaching them from the env's network one at a time: Docker 20.10 can otherwise lose
+    /// count of the network's endpoints), then its named volumes, network and directory.
+    /// Idempotent; runnables cannot start afterwards.
     pub async fn close(&self) -> Result<()> {
         let _gate = self.inner.close_gate.lock().await;
         let Some((kept, lock)) = self.begin_close() else { return Ok(()) };

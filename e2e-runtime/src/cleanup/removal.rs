@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::cleanup::netpool::{self, Network, POOL_ENV};
 use crate::engine::{Engine, ResourceKind, Selector};
 use crate::error::{Error, Result};
@@ -44,18 +46,32 @@ async fn remove_run_on(
     let containers =
         engine.list(ResourceKind::Container, &selector).await.map_err(|e| listing(ResourceKind::Container, e))?;
     let ids: Vec<&str> = containers.iter().map(|c| c.id.as_str()).collect();
-    match network {
-        Some(network) => detach(engine, network, &ids).await,
-        None => detach_from_theirs(engine, &ids).await,
-    }
-    let removals = containers.iter().map(|c| async move {
-        engine
-            .remove_container(&c.id)
-            .await
-            .map_err(|e| Error::engine(format!("removing container {}", crate::engine::short_id(&c.id)), e))
+    // How many containers are detached so far: a container's removal starts once it is, beside
+    // the next one's detach (it has no endpoint left on the network to delete).
+    let (progress, detached) = tokio::sync::watch::channel(0usize);
+    let detaching = async move {
+        match network {
+            Some(network) => detach(engine, network, &ids, Some(&progress)).await,
+            None => {
+                detach_from_theirs(engine, &ids).await;
+                progress.send_replace(usize::MAX);
+            }
+        }
+    };
+    let removals = containers.iter().enumerate().map(|(i, c)| {
+        let mut detached = detached.clone();
+        async move {
+            // A detach that ended early (its sender gone) lets every removal go.
+            let _ = detached.wait_for(|n| *n > i).await;
+            engine
+                .remove_container(&c.id)
+                .await
+                .map_err(|e| Error::engine(format!("removing container {}", crate::engine::short_id(&c.id)), e))
+        }
     });
+    let ((), removed) = tokio::join!(detaching, futures_util::future::join_all(removals));
     let mut failures = Failures::default();
-    for r in futures_util::future::join_all(removals).await {
+    for r in removed {
         failures.add(r);
     }
     let (volumes, networks) =
@@ -171,11 +187,15 @@ pub(crate) async fn remove_owned(engine: &dyn Engine, owner: &Owner, kept: &Hash
 /// endpoint) sometimes lose decrements on a loaded host, and the network can then never be
 /// removed ("has active endpoints", none attached, until the engine restarts). One disconnect
 /// at a time deletes the endpoints in turn; the removals that follow, still in parallel, have
-/// no endpoint left to delete. A container that is gone or already detached needs nothing, and
-/// a disconnect that fails leaves that container's endpoint to its removal, as before.
-async fn detach(engine: &dyn Engine, network: &str, containers: &[&str]) {
-    for c in containers {
+/// no endpoint left to delete (each starts as soon as its container is detached). A container
+/// that is gone or already detached needs nothing, and a disconnect that fails leaves that
+/// container's endpoint to its removal, as before. `progress` counts the containers done.
+async fn detach(engine: &dyn Engine, network: &str, containers: &[&str], progress: Option<&watch::Sender<usize>>) {
+    for (i, c) in containers.iter().enumerate() {
         let _ = engine.disconnect_network(network, c).await;
+        if let Some(p) = progress {
+            p.send_replace(i + 1);
+        }
     }
 }
 
@@ -189,7 +209,7 @@ async fn detach_from_theirs(engine: &dyn Engine, containers: &[&str]) {
             on.entry(network).or_default().push(c);
         }
     }
-    futures_util::future::join_all(on.iter().map(|(network, cs)| detach(engine, network, cs))).await;
+    futures_util::future::join_all(on.iter().map(|(network, cs)| detach(engine, network, cs, None))).await;
 }
 
 fn listing(kind: ResourceKind, e: crate::engine::EngineError) -> Error {
