@@ -48,7 +48,7 @@ async fn remove_run_on(
     let ids: Vec<&str> = containers.iter().map(|c| c.id.as_str()).collect();
     // How many containers are detached so far: a container's removal starts once it is, beside
     // the next one's detach (it has no endpoint left on the network to delete).
-    let (progress, detached) = tokio::sync::watch::channel(0usize);
+    let (progress, detached) = watch::channel(0usize);
     let detaching = async move {
         match network {
             Some(network) => detach(engine, network, &ids, Some(&progress)).await,
@@ -179,15 +179,15 @@ pub(crate) async fn remove_owned(engine: &dyn Engine, owner: &Owner, kept: &Hash
     last.map(|()| removed.len())
 }
 
-/// Disconnects `containers` from `network` one after another, before they are removed at once.
+/// Disconnects `containers` from `network` one after another, each before its removal.
 ///
 /// Docker 20.10 counts a network's endpoints in a counter kept apart from the endpoints, and
 /// refuses to remove the network while it is above zero. Endpoint deletions on one network at
 /// the same time (what removing an env's containers in parallel makes: each removal deletes its
 /// endpoint) sometimes lose decrements on a loaded host, and the network can then never be
 /// removed ("has active endpoints", none attached, until the engine restarts). One disconnect
-/// at a time deletes the endpoints in turn; the removals that follow, still in parallel, have
-/// no endpoint left to delete (each starts as soon as its container is detached). A container
+/// at a time deletes the endpoints in turn; the removals, in parallel, start as soon as their
+/// container is detached and have no endpoint left to delete. A container
 /// that is gone or already detached needs nothing, and a disconnect that fails leaves that
 /// container's endpoint to its removal, as before. `progress` counts the containers done.
 async fn detach(engine: &dyn Engine, network: &str, containers: &[&str], progress: Option<&watch::Sender<usize>>) {
