@@ -48,6 +48,8 @@ pub use e2e_macros::workload;
 /// Used by the code the macros generate; not public API.
 #[doc(hidden)]
 pub mod __private {
+    // The engine on Docker: named so that it is linked; the runtime finds it by its connector.
+    pub use e2e_docker as engine_docker;
     pub use e2e_runtime::__linkme as linkme;
     pub use e2e_runtime::catalog::CATALOG;
     pub use e2e_runtime::testing::{run_test, start_workloads, TestReturn, TestSpec, TESTS};

@@ -2,8 +2,9 @@
 //!
 //! Most users depend on the `e2e` facade crate, which re-exports this one.
 //!
-//! Where things are: `engine/` is the only door to the container engine (its `docker/` the
-//! only user of bollard, its `fake` the unit tests' engine); `env` and `runnable` hold the
+//! Where things are: `engine/` is the only door to the container engine (the interface; Docker's
+//! implementation is the crate `e2e-docker`, the only user of bollard, which the `e2e` facade
+//! links; `engine/fake` is the unit tests' engine); `env` and `runnable` hold the
 //! scenario's state and speak to the engine through that door; `cleanup/` removes what runs
 //! leave, however they end, without knowing of `Env`; `monitoring` learns of instrumented
 //! runnables from the env's announcements; `owner` and `paths` say who owns a resource and
@@ -16,7 +17,9 @@ mod cleanup;
 mod conditions;
 mod delay;
 mod endpoint;
-mod engine;
+/// The engine interface, for the crates that implement it (`e2e-docker`); not public API.
+#[doc(hidden)]
+pub mod engine;
 mod env;
 mod error;
 mod forward;

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use e2e_runtime::image::{build_dockerfile, cargo_bin, BinaryImage, CONTENT_HASH_LABEL, IMAGE_LABEL};
 use e2e_runtime::Error;
+// The engine on Docker: linked, so that the runtime finds it.
+use e2e_docker as _;
 
 /// Removes the image tagged so when the test ends, whether it passed or not.
 struct RemoveImage(&'static str);

@@ -50,7 +50,8 @@ pub struct EngineError {
 }
 
 impl EngineError {
-    pub(crate) fn new(kind: EngineErrorKind, status: Option<u16>, message: impl Into<String>) -> Self {
+    #[doc(hidden)]
+    pub fn new(kind: EngineErrorKind, status: Option<u16>, message: impl Into<String>) -> Self {
         EngineError { kind, status, message: message.into() }
     }
 
@@ -83,7 +84,7 @@ impl std::error::Error for EngineError {}
 
 /// An error with the whole chain of its causes: an HTTP client's message alone ("client error
 /// (Connect)") hides the reason.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -1,42 +1,62 @@
 //! The engine interface: everything the framework asks of a container engine, in the
 //! framework's own words (container specs, states, events, label selectors, error kinds).
 //!
-//! `docker/` implements it on bollard and is the only code that names bollard; `fake` (tests
-//! only) implements it in memory so the runtime's logic is tested without an engine. A
-//! Kubernetes backend would be a third implementation, not a change to the callers.
+//! The crate `e2e-docker` implements it on bollard and is the only code that names bollard; it
+//! adds itself to [`CONNECTORS`], which is how the runtime finds it without depending on it
+//! (so the runtime compiles beside bollard). `fake` (tests only) implements it in memory so the
+//! runtime's logic is tested without an engine. A Kubernetes backend would be another
+//! implementation, not a change to the callers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-pub(crate) mod docker;
 mod error;
 #[cfg(test)]
 pub(crate) mod fake;
-pub(crate) mod retry;
+pub mod retry;
 
-pub(crate) use error::error_chain;
+pub use error::error_chain;
 pub use error::{EngineError, EngineErrorKind};
 
 /// An id as the docker CLI shows it.
-pub(crate) fn short_id(id: &str) -> &str {
+pub fn short_id(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
 /// Labels of a resource, sorted so that specs and messages are stable.
-pub(crate) type Labels = BTreeMap<String, String>;
+pub type Labels = BTreeMap<String, String>;
 
 /// A result of an engine call.
-pub(crate) type EngineResult<T> = Result<T, EngineError>;
+pub type EngineResult<T> = Result<T, EngineError>;
 
-/// Connects to the Docker engine that `DOCKER_HOST` names (the local socket by default), on
-/// the current tokio runtime, and checks that it answers.
-pub(crate) async fn connect() -> Result<std::sync::Arc<dyn Engine>, Unreachable> {
-    match docker::Docker::connect().await {
-        Ok(d) => Ok(std::sync::Arc::new(retry::Retrying::new(std::sync::Arc::new(d), retry::Policy::default()))),
+/// An engine implementation's way in: connects to the engine the environment names (for
+/// Docker, `DOCKER_HOST` or the local socket) on the current tokio runtime and checks that it
+/// answers; on failure, the places tried and why.
+pub type Connect = fn() -> BoxFuture<'static, Result<Arc<dyn Engine>, (String, EngineError)>>;
+
+/// The engine implementations linked into this program. The runtime does not depend on any:
+/// `e2e-docker` adds Docker's here, and the `e2e` facade links it, so the runtime compiles
+/// beside bollard instead of after it.
+#[linkme::distributed_slice]
+pub static CONNECTORS: [Connect];
+
+/// Connects to the engine through the implementation linked in (Docker's), and makes its
+/// calls retry what an engine under load fails transiently.
+pub(crate) async fn connect() -> Result<Arc<dyn Engine>, Unreachable> {
+    let Some(connect) = CONNECTORS.first() else {
+        let m = "no engine implementation is linked into this program: depend on the e2e facade \
+                 (package e2e-framework), which links Docker's (e2e-docker)";
+        let error = EngineError::new(EngineErrorKind::Unavailable, None, m);
+        return Err(Unreachable { address: "no engine".to_string(), error });
+    };
+    match connect().await {
+        Ok(engine) => Ok(Arc::new(retry::Retrying::new(engine, retry::Policy::default()))),
         Err((address, error)) => Err(Unreachable { address, error }),
     }
 }
@@ -51,7 +71,7 @@ pub(crate) struct Unreachable {
 /// A container engine. Calls are idempotent where the engine allows: removing what is gone
 /// already succeeds.
 #[async_trait::async_trait]
-pub(crate) trait Engine: Send + Sync + fmt::Debug {
+pub trait Engine: Send + Sync + fmt::Debug {
     /// Where the engine is, for messages (`unix:///var/run/docker.sock`, `tcp://host:2375`).
     fn address(&self) -> &str;
     /// Whether containers' own addresses can be dialled from this process.
@@ -150,7 +170,7 @@ pub(crate) trait Engine: Send + Sync + fmt::Debug {
 
 /// Everything needed to create a container.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct ContainerSpec {
+pub struct ContainerSpec {
     pub name: String,
     pub image: String,
     pub command: Option<Vec<String>>,
@@ -178,14 +198,14 @@ pub(crate) struct ContainerSpec {
 
 /// Resource limits of a container.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct Limits {
+pub struct Limits {
     pub memory_bytes: Option<u64>,
     pub cpus: Option<f64>,
 }
 
 /// A mount into a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Mount {
+pub struct Mount {
     pub source: MountSource,
     pub target: String,
     pub read_only: bool,
@@ -193,7 +213,7 @@ pub(crate) struct Mount {
 
 /// What is mounted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum MountSource {
+pub enum MountSource {
     /// A path on the engine's host.
     Host(String),
     /// A named volume.
@@ -202,7 +222,7 @@ pub(crate) enum MountSource {
 
 /// A container's state as the engine reports it.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct ContainerState {
+pub struct ContainerState {
     pub name: String,
     pub running: bool,
     pub paused: bool,
@@ -220,7 +240,7 @@ pub(crate) struct ContainerState {
 
 /// A container's health, by its healthcheck.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Health {
+pub struct Health {
     /// `starting`, `healthy` or `unhealthy`.
     pub status: String,
     /// What the last check printed.
@@ -229,7 +249,7 @@ pub(crate) struct Health {
 
 /// A network's state.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct NetworkState {
+pub struct NetworkState {
     /// How many containers are attached.
     pub containers: usize,
     /// The host's address on it.
@@ -238,7 +258,7 @@ pub(crate) struct NetworkState {
 
 /// A chunk of a container's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Output {
+pub struct Output {
     pub stderr: bool,
     pub bytes: bytes::Bytes,
 }
@@ -246,7 +266,7 @@ pub(crate) struct Output {
 /// A container's resource usage.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[cfg_attr(not(feature = "monitoring"), allow(dead_code))]
-pub(crate) struct Usage {
+pub struct Usage {
     pub cpu_seconds: f64,
     pub memory_bytes: f64,
     pub rx_bytes: f64,
@@ -255,14 +275,14 @@ pub(crate) struct Usage {
 
 /// An image present on the engine.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct ImageInfo {
+pub struct ImageInfo {
     pub id: String,
     pub labels: Labels,
 }
 
 /// An image build.
 #[derive(Debug, Clone)]
-pub(crate) struct ImageBuild {
+pub struct ImageBuild {
     pub tag: String,
     /// A tar of the build context.
     pub context: Vec<u8>,
@@ -273,7 +293,7 @@ pub(crate) struct ImageBuild {
 
 /// A container event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Event {
+pub struct Event {
     /// The container's name.
     pub container: String,
     pub kind: EventKind,
@@ -283,14 +303,14 @@ pub(crate) struct Event {
 
 /// What happened to a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EventKind {
+pub enum EventKind {
     Started,
     Died { exit_code: i64 },
 }
 
 /// Resource kinds the framework creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ResourceKind {
+pub enum ResourceKind {
     Container,
     Network,
     Volume,
@@ -308,7 +328,7 @@ impl fmt::Display for ResourceKind {
 
 /// What `list` finds: a resource's id (the name, for volumes) and its labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Found {
+pub struct Found {
     pub id: String,
     pub labels: Labels,
 }
@@ -317,7 +337,7 @@ pub(crate) struct Found {
 /// only for the key). It always includes the framework's managed label, so nothing else is
 /// ever selected.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Selector {
+pub struct Selector {
     labels: Vec<(String, Option<String>)>,
 }
 
@@ -339,7 +359,7 @@ impl Selector {
     }
 
     /// Those of run `owner`.
-    pub fn owner(self, owner: &crate::owner::Owner) -> Self {
+    pub(crate) fn owner(self, owner: &crate::owner::Owner) -> Self {
         self.with(crate::owner::OWNER_LABEL, owner.to_string())
     }
 
@@ -371,7 +391,7 @@ impl fmt::Display for Selector {
 
 /// An image reference split as the engine pulls it: `repo` and a tag or a digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ImageRef {
+pub struct ImageRef {
     pub repository: String,
     pub tag: Option<String>,
     pub digest: Option<String>,

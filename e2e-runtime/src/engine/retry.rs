@@ -57,7 +57,7 @@ pub(crate) struct Retrying<E = Arc<dyn Engine>> {
 
 /// `call` tried again on passing failures, by the default policy: for the part of a call that
 /// is safe to repeat (an exec's creation, not its start).
-pub(crate) async fn repeatable<T, F, Fut>(call: F) -> EngineResult<T>
+pub async fn repeatable<T, F, Fut>(call: F) -> EngineResult<T>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = EngineResult<T>>,

@@ -1,6 +1,6 @@
 //! Property tests ("fuzzing") of what the framework parses from outside: metric expositions
 //! (with label matchers and sums), owner labels and the `E2E_*` settings; the engine's event
-//! payloads are fuzzed beside their decoding (engine/docker/events.rs). Each case must neither
+//! payloads are fuzzed beside their decoding (e2e-docker/src/events.rs). Each case must neither
 //! panic nor take long. A short run is part of `cargo test` (proptest's 256 cases a test, or
 //! `PROPTEST_CASES`); a long one:
 //!

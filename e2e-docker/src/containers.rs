@@ -14,7 +14,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use super::{engine_error, gone_is_ok, label_filters, labels_of, Docker};
-use crate::engine::{
+use e2e_runtime::engine::{
     ContainerSpec, ContainerState, EngineError, EngineErrorKind, EngineResult, Found, Health, MountSource, Output,
     Selector, Usage,
 };
@@ -92,7 +92,6 @@ impl Docker {
             .boxed()
     }
 
-    #[cfg_attr(not(feature = "monitoring"), allow(dead_code))]
     pub(super) async fn stats(&self, id: &str) -> EngineResult<Usage> {
         let opts = StatsOptions { stream: false, one_shot: true };
         let stats = self

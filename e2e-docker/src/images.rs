@@ -4,7 +4,7 @@ use bollard::query_parameters::{BuildImageOptions, BuilderVersion, CreateImageOp
 use futures_util::StreamExt;
 
 use super::{engine_error, labels_of, Docker};
-use crate::engine::{EngineError, EngineErrorKind, EngineResult, ImageBuild, ImageInfo, ImageRef};
+use e2e_runtime::engine::{EngineError, EngineErrorKind, EngineResult, ImageBuild, ImageInfo, ImageRef};
 
 impl Docker {
     pub(super) async fn image_info(&self, reference: &str) -> EngineResult<Option<ImageInfo>> {

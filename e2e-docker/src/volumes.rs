@@ -4,7 +4,7 @@ use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{ListVolumesOptions, RemoveVolumeOptions};
 
 use super::{engine_error, gone_is_ok, label_filters, Docker};
-use crate::engine::{EngineResult, Found, Labels, Selector};
+use e2e_runtime::engine::{EngineResult, Found, Labels, Selector};
 
 impl Docker {
     pub(super) async fn new_volume(&self, name: &str, labels: &Labels) -> EngineResult<()> {

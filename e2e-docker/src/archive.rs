@@ -5,7 +5,7 @@ use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerO
 use futures_util::StreamExt;
 
 use super::{engine_error, Docker};
-use crate::engine::EngineResult;
+use e2e_runtime::engine::EngineResult;
 
 impl Docker {
     pub(super) async fn put_archive(&self, id: &str, dir: &str, tar: Vec<u8>) -> EngineResult<()> {

@@ -6,8 +6,8 @@ use bollard::exec::{CreateExecOptions, StartExecResults};
 use futures_util::StreamExt;
 
 use super::{engine_error, Docker};
-use crate::engine::retry::repeatable;
-use crate::engine::{EngineResult, Output};
+use e2e_runtime::engine::retry::repeatable;
+use e2e_runtime::engine::{EngineResult, Output};
 
 impl Docker {
     pub(super) async fn run(

@@ -1,12 +1,17 @@
-//! The engine on Docker, through bollard: the only code of the framework that names bollard.
+//! The e2e framework's engine on Docker, through bollard: the only code of the framework that
+//! names bollard. It implements the runtime's engine interface (`e2e_runtime::engine`) and adds
+//! itself to the runtime's engine connectors; the `e2e` facade (package `e2e-framework`) links
+//! it. Being a crate of its own, the runtime compiles beside bollard rather than after it.
+//!
 //! One file per resource; this one connects and turns bollard's errors into the engine's.
+#![warn(missing_docs, missing_debug_implementations)]
 
 use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-use super::{
+use e2e_runtime::engine::{
     ContainerSpec, ContainerState, Engine, EngineError, EngineErrorKind, EngineResult, Event, Found, ImageBuild,
     ImageInfo, ImageRef, Labels, NetworkState, Output, ResourceKind, Selector, Usage,
 };
@@ -21,6 +26,12 @@ mod networks;
 mod resolve;
 mod ssh;
 mod volumes;
+
+/// Docker's way in, for the runtime's `engine::connect`: the runtime finds it by linkme, so
+/// whichever of the framework's code connects first needs no call into this crate.
+#[linkme::distributed_slice(e2e_runtime::engine::CONNECTORS)]
+static DOCKER: e2e_runtime::engine::Connect =
+    || Box::pin(async { Docker::connect().await.map(|d| std::sync::Arc::new(d) as std::sync::Arc<dyn Engine>) });
 
 /// A connected Docker engine. Its connections live on the tokio runtime it was connected on.
 #[derive(Clone, Debug)]
@@ -95,14 +106,14 @@ impl Docker {
         let timed_out = || EngineError::new(EngineErrorKind::Timeout, None, "no answer within 10 s");
         // A 500 or a dropped connection of a busy engine is tried again; no engine at all is
         // reported within half a second more.
-        let api = crate::engine::retry::repeatable(|| async {
+        let api = e2e_runtime::engine::retry::repeatable(|| async {
             tokio::time::timeout(Duration::from_secs(10), api.clone().negotiate_version())
                 .await
                 .map_err(|_| timed_out())?
                 .map_err(unavailable)
         })
         .await?;
-        crate::engine::retry::repeatable(|| async {
+        e2e_runtime::engine::retry::repeatable(|| async {
             tokio::time::timeout(Duration::from_secs(10), api.ping())
                 .await
                 .map_err(|_| timed_out())?
@@ -169,7 +180,7 @@ fn unavailable(e: bollard::errors::Error) -> EngineError {
 }
 
 /// The engine's error, by kind.
-pub(super) fn engine_error(e: bollard::errors::Error) -> EngineError {
+pub(crate) fn engine_error(e: bollard::errors::Error) -> EngineError {
     use bollard::errors::Error as B;
     match e {
         B::DockerResponseServerError { status_code, message } => {
@@ -196,7 +207,7 @@ pub(super) fn engine_error(e: bollard::errors::Error) -> EngineError {
     }
 }
 
-use crate::engine::error_chain;
+use e2e_runtime::engine::error_chain;
 
 /// Gone already counts as done.
 fn gone_is_ok(result: Result<(), bollard::errors::Error>) -> EngineResult<()> {

@@ -4,7 +4,7 @@ use bollard::models::{EndpointSettings, NetworkConnectRequest, NetworkCreateRequ
 use bollard::query_parameters::ListNetworksOptions;
 
 use super::{engine_error, label_filters, labels_of, Docker};
-use crate::engine::{EngineResult, Found, Labels, NetworkState, Selector};
+use e2e_runtime::engine::{EngineResult, Found, Labels, NetworkState, Selector};
 
 impl Docker {
     pub(super) async fn new_network(&self, name: &str, labels: &Labels) -> EngineResult<String> {

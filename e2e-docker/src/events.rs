@@ -7,7 +7,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use super::{engine_error, Docker};
-use crate::engine::{EngineResult, Event, EventKind, Selector};
+use e2e_runtime::engine::{EngineResult, Event, EventKind, Selector};
 
 impl Docker {
     pub(super) fn events(&self, selector: &Selector, since: Option<i64>) -> BoxStream<'static, EngineResult<Event>> {
