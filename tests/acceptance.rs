@@ -135,7 +135,9 @@ fn every_outcome_is_reported_and_cleaned_up() {
     ] {
         assert!(log.contains(msg), "missing {msg:?} in:\n{log}");
     }
-    assert!(!log.contains("e2e-runtime/src/"), "a failure located in the framework:\n{log}");
+    for framework in ["e2e-runtime/src/", "e2e-docker/src/"] {
+        assert!(!log.contains(framework), "a failure located in the framework:\n{log}");
+    }
 
     // One env name at a time; different env names at once.
     let t = intervals(&times);
@@ -165,7 +167,7 @@ fn an_err_has_no_framework_backtrace() {
     let log = text(&out);
     assert!(log.contains("test returns_err::acc_err ... FAILED"), "{log}");
     assert!(log.contains("failed at tests/outcomes.rs:12:1:\n\"the body said no\""), "{log}");
-    for framework in ["e2e-runtime/src/", "e2e_runtime::", "stack backtrace"] {
+    for framework in ["e2e-runtime/src/", "e2e_runtime::", "e2e-docker/src/", "e2e_docker::", "stack backtrace"] {
         assert!(!log.contains(framework), "{framework:?} in:\n{log}");
     }
     assert_no_leftovers(&["acc_err"]);
@@ -186,7 +188,7 @@ fn a_bad_setting_fails_the_test_by_name() {
     let msg = "e2e: test passes::acc_ok failed at tests/outcomes.rs:5:1:\ncreating env \"acc_ok\": \
                invalid value \"yes\" for E2E_KEEP: accepted values are never, on-failure, always";
     assert!(log.contains(msg), "missing {msg:?} in:\n{log}");
-    assert!(!log.contains("e2e-runtime/src/"), "{log}");
+    assert!(!log.contains("e2e-runtime/src/") && !log.contains("e2e-docker/src/"), "{log}");
     assert_no_leftovers(&["acc_ok"]);
 }
 

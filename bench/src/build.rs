@@ -1,8 +1,9 @@
-//! `build`: the cold `cargo build --tests` of a one-test user crate on e2e (default features,
-//! and `default-features = false`) against the same crate on testcontainers-rs 0.28: wall time
-//! and the number of crates compiled, medians of `E2E_BENCH_ROUNDS` rounds (default 1), each
-//! round building the three in turn from an empty target directory. Dependencies are fetched
-//! before (untimed): the figure is compilation, not the network.
+//! `build`: the cold `cargo build --tests` of a one-test user crate on e2e (default features;
+//! `default-features = false`; and that with `lean-idna`, the feature that only lightens the
+//! build) against the same crate on testcontainers-rs 0.28: wall time and the number of crates
+//! compiled, medians of `E2E_BENCH_ROUNDS` rounds (default 1), each round building them in turn
+//! from an empty target directory. Dependencies are fetched before (untimed): the figure is
+//! compilation, not the network.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -86,6 +87,11 @@ pub fn run(report: &mut super::Report, repo: &Path, rounds: usize) {
             test: TC_TEST,
         },
         Contestant { name: "user-e2e-minimal", dependencies: e2e(", default-features = false"), test: E2E_TEST },
+        Contestant {
+            name: "user-e2e-minimal-lean",
+            dependencies: e2e(", default-features = false, features = [\"lean-idna\"]"),
+            test: E2E_TEST,
+        },
     ];
     let dirs: Vec<PathBuf> = contestants.iter().map(|c| crate_dir(&root, c)).collect();
     for dir in &dirs {
@@ -113,6 +119,13 @@ pub fn run(report: &mut super::Report, repo: &Path, rounds: usize) {
         crates[2],
         t[2] / t[1],
         crates[2] as f64 / crates[1] as f64
+    ));
+    report.row(format!(
+        "| same, with `lean-idna` only | {:.1} s, {} crates | | {:.2}x time, {:.2}x crates |",
+        t[3],
+        crates[3],
+        t[3] / t[1],
+        crates[3] as f64 / crates[1] as f64
     ));
     let _ = std::fs::remove_dir_all(&root);
 }

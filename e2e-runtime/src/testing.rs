@@ -111,7 +111,12 @@ enum Outcome {
 /// call), not here.
 #[track_caller]
 pub fn run_test(spec: TestSpec, body: impl FnOnce(Env) -> TestBody) {
-    let at = std::panic::Location::caller();
+    // Generic only here: the rest is compiled once, in the runtime, rather than again in the
+    // user's crate for each test.
+    run_boxed(spec, Box::new(body), std::panic::Location::caller())
+}
+
+fn run_boxed(spec: TestSpec, body: Box<dyn FnOnce(Env) -> TestBody + '_>, at: &'static std::panic::Location<'static>) {
     // A runtime per test: its threads inherit the test's output capture, so container logs
     // land in this test's output.
     let rt = tokio::runtime::Builder::new_multi_thread()
