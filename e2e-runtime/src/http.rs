@@ -141,6 +141,9 @@ pub(crate) fn with_query(url: &str, query: &[(&str, &str)]) -> String {
 #[cfg(feature = "tls")]
 fn any_certificate() -> rustls::ClientConfig {
     use std::sync::Arc;
+    // rustls 0.23.48 deprecates ring's provider (no post-quantum key exchange). These probes take
+    // any certificate anyway, and ring is what bollard's TLS uses: no second crypto library.
+    #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
