@@ -64,9 +64,15 @@ fn cold_build(dir: &Path) -> (f64, usize) {
     (took, log.lines().filter(|l| l.trim_start().starts_with("Compiling ")).count())
 }
 
+/// The median; of an even count, the mean of the middle two (not the upper one).
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    let n = v.len();
+    if n.is_multiple_of(2) {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    } else {
+        v[n / 2]
+    }
 }
 
 pub fn run(report: &mut super::Report, repo: &Path, rounds: usize) {
