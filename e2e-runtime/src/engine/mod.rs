@@ -25,7 +25,7 @@ pub use error::error_chain;
 pub use error::{EngineError, EngineErrorKind};
 
 /// An id as the docker CLI shows it.
-pub fn short_id(id: &str) -> &str {
+pub(crate) fn short_id(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
