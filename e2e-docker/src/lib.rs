@@ -46,7 +46,7 @@ pub(crate) struct Docker {
     /// The address by which this process reaches the engine's host, where ports are published.
     host: String,
     /// Over SSH, local ports forwarded to the ports published on the engine host's loopback.
-    forwarder: Option<std::sync::Arc<ssh::Forwarder>>,
+    ssh: Option<std::sync::Arc<ssh::Link>>,
 }
 
 /// How long an engine call may take (bollard's own default).
@@ -73,6 +73,8 @@ impl Docker {
     async fn connect_to(c: &resolve::Candidate) -> Result<Docker, EngineError> {
         let version = bollard::API_DEFAULT_VERSION;
         let (scheme, rest) = c.address.split_once("://").unwrap_or(("tcp", &c.address));
+        // Over SSH, the API's connections and the published ports share one master connection.
+        let ssh = (scheme == "ssh").then(|| std::sync::Arc::new(ssh::Link::new(&c.address)));
         let api = match (scheme, &c.tls) {
             ("unix", _) => bollard::Docker::connect_with_unix(&c.address, CALL_TIMEOUT_SECS, version),
             #[cfg(feature = "tls")]
@@ -94,7 +96,16 @@ impl Docker {
                 return Err(EngineError::new(EngineErrorKind::BadRequest, None, m));
             }
             ("tcp" | "http", None) => bollard::Docker::connect_with_http(&c.address, CALL_TIMEOUT_SECS, version),
-            ("ssh", _) => bollard::Docker::connect_with_ssh(&c.address, CALL_TIMEOUT_SECS, version, None),
+            ("ssh", _) => {
+                let dialer = ssh::Dialer(ssh.clone().expect("an ssh link for ssh://"));
+                let client =
+                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(dialer);
+                let transport = move |req: bollard::BollardRequest| {
+                    let client = client.clone();
+                    async move { client.request(req).await.map_err(bollard::errors::Error::from) }
+                };
+                bollard::Docker::connect_with_custom_transport(transport, Some(&c.address), CALL_TIMEOUT_SECS, version)
+            }
             (other, _) => {
                 let m = format!("unsupported scheme {other:?} (use unix://, tcp:// or ssh://)");
                 return Err(EngineError::new(EngineErrorKind::BadRequest, None, m));
@@ -106,20 +117,26 @@ impl Docker {
         let timed_out = || EngineError::new(EngineErrorKind::Timeout, None, "no answer within 10 s");
         // A 500 or a dropped connection of a busy engine is tried again; no engine at all is
         // reported within half a second more.
+        let explain = |e: EngineError| match &ssh {
+            Some(link) => link.explain(e),
+            None => e,
+        };
         let api = e2e_runtime::engine::retry::repeatable(|| async {
             tokio::time::timeout(Duration::from_secs(10), api.clone().negotiate_version())
                 .await
                 .map_err(|_| timed_out())?
                 .map_err(unavailable)
         })
-        .await?;
+        .await
+        .map_err(explain)?;
         e2e_runtime::engine::retry::repeatable(|| async {
             tokio::time::timeout(Duration::from_secs(10), api.ping())
                 .await
                 .map_err(|_| timed_out())?
                 .map_err(unavailable)
         })
-        .await?;
+        .await
+        .map_err(explain)?;
         let linux = cfg!(target_os = "linux");
         let loopback = || "127.0.0.1".to_string();
         let (local, files, host) = match scheme {
@@ -136,9 +153,7 @@ impl Docker {
             "ssh" => (false, false, loopback()),
             _ => (false, false, host_address(rest).await?),
         };
-        // Its ssh connection starts only with the first forward.
-        let forwarder = (scheme == "ssh").then(|| std::sync::Arc::new(ssh::Forwarder::new(&c.address)));
-        Ok(Docker { api, address: c.address.clone(), local, files, host, forwarder })
+        Ok(Docker { api, address: c.address.clone(), local, files, host, ssh })
     }
 }
 
@@ -238,7 +253,7 @@ impl Engine for Docker {
         self.files
     }
     async fn reach_published(&self, port: u16) -> EngineResult<u16> {
-        match &self.forwarder {
+        match &self.ssh {
             Some(f) => f.forward(port).await,
             None => Ok(port),
         }
