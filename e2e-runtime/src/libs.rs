@@ -1,5 +1,5 @@
 //! The shared libraries a host binary loads, as the host's own loader finds them: the loader
-//! its ELF header names (`PT_INTERP`, read with goblin's ELF parser) run with `--list`, which is
+//! its ELF header names (`PT_INTERP`, read with the `elf` crate's parser) run with `--list`, which is
 //! what `ldd` does (glibc's and musl's loaders both answer it). The loader's answer is the
 //! truth of that host: its search path, `ld.so.cache`, `$ORIGIN` and `RUNPATH` included.
 
@@ -52,18 +52,14 @@ pub(crate) fn linked(binary: &Path, bytes: &[u8]) -> Result<Linked, String> {
 
 /// The path in the binary's PT_INTERP, from its ELF and program headers only (not its sections
 /// and symbols, which for a test binary are most of its size).
-fn interpreter(bytes: &[u8]) -> goblin::error::Result<Option<PathBuf>> {
-    use goblin::container::Ctx;
-    use goblin::elf::{program_header::PT_INTERP, Elf, ProgramHeader};
-    let header = Elf::parse_header(bytes)?;
-    let ctx = Ctx::new(header.container()?, header.endianness()?);
-    let headers = ProgramHeader::parse(bytes, header.e_phoff as usize, header.e_phnum as usize, ctx)?;
-    Ok(headers.iter().find(|p| p.p_type == PT_INTERP && p.p_filesz != 0).and_then(|p| {
-        let start = usize::try_from(p.p_offset).ok()?;
-        let raw = bytes.get(start..start.checked_add(usize::try_from(p.p_filesz).ok()?)?)?;
-        let path = raw.split(|b| *b == 0).next()?;
-        Some(PathBuf::from(String::from_utf8_lossy(path).into_owned()))
-    }))
+fn interpreter(bytes: &[u8]) -> Result<Option<PathBuf>, elf::ParseError> {
+    use elf::{abi::PT_INTERP, endian::AnyEndian, ElfBytes};
+    let file = ElfBytes::<AnyEndian>::minimal_parse(bytes)?;
+    let Some(segments) = file.segments() else { return Ok(None) };
+    let Some(interp) = segments.iter().find(|p| p.p_type == PT_INTERP && p.p_filesz != 0) else { return Ok(None) };
+    let raw = file.segment_data(&interp)?;
+    let path = raw.split(|b| *b == 0).next().unwrap_or_default();
+    Ok(Some(PathBuf::from(String::from_utf8_lossy(path).into_owned())))
 }
 
 /// A loader's `--list` answer: the files it found, in its order, and the names it did not.
@@ -150,5 +146,18 @@ mod tests {
         std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
         let e = super::linked(&script, &std::fs::read(&script).unwrap()).unwrap_err();
         assert!(e.contains("run.sh") && e.contains("not an ELF binary"), "{e}");
+    }
+
+    #[test]
+    fn an_elf_file_without_an_interpreter_is_static() {
+        // An ELF64 little-endian header of an executable with no program headers.
+        let mut header = vec![0u8; 64];
+        header[..7].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1]);
+        header[16] = 2; // ET_EXEC
+        header[18] = 0x3e; // x86-64
+        header[20] = 1; // EV_CURRENT
+        header[52] = 64; // e_ehsize
+        assert_eq!(super::interpreter(&header).unwrap(), None);
+        assert!(super::interpreter(&header[..10]).is_err(), "a truncated header is an error");
     }
 }
