@@ -219,8 +219,13 @@ impl Env {
         let instrumented = Arc::new(watch::Sender::new(InstrumentedSet::new()));
         // Subscribed before any container of the env can start, so no death is missed.
         let first = engine.container_events(&Selector::managed().env(name).owner(owner::current()), None);
-        let events =
-            tokio::spawn(follow_events(engine.clone(), name.to_string(), first, exits.clone(), instrumented.clone()));
+        let events = crate::task::spawn(follow_events(
+            engine.clone(),
+            name.to_string(),
+            first,
+            exits.clone(),
+            instrumented.clone(),
+        ));
         let http = probe_client();
         let quiet = crate::settings::get().quiet || sharing;
         let span = tracing::info_span!(target: "e2e", "env", env = %name, network = %network.name);
@@ -418,7 +423,7 @@ impl Env {
             let usage = self.inner.engine.usage(&d.container).await.ok()?;
             Some((d, usage))
         });
-        futures_util::future::join_all(reads).await.into_iter().flatten().collect()
+        crate::task::join_all(reads).await.into_iter().flatten().collect()
     }
 
     /// Records that a runnable's container serves metrics now (or no longer, with `None`).

@@ -33,7 +33,7 @@ impl Relay {
         let port = listener.local_addr()?.port();
         let target = Arc::new(Mutex::new(target));
         let current = target.clone();
-        let task = tokio::spawn(async move {
+        let task = crate::task::spawn(async move {
             loop {
                 let mut inbound = match listener.accept().await {
                     Ok((conn, _)) => conn,
@@ -44,7 +44,7 @@ impl Relay {
                     }
                 };
                 let target = *current.lock().unwrap();
-                tokio::spawn(async move {
+                crate::task::spawn(async move {
                     // Refused by the container: the client sees its connection closed, as
                     // with the engine's proxy.
                     let Ok(mut outbound) = TcpStream::connect(target).await else { return };
@@ -89,7 +89,7 @@ mod tests {
     async fn relays_both_ways_and_closes_when_the_target_refuses() {
         let echo = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let target = echo.local_addr().unwrap();
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             let (mut c, _) = echo.accept().await.unwrap();
             let mut buf = [0; 5];
             c.read_exact(&mut buf).await.unwrap();

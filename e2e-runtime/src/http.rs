@@ -221,7 +221,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             // First connection: an answer. Second: silence.
             let (mut s, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 1024];

@@ -363,7 +363,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Runs file-system work off the async threads, passing a panic on.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    crate::task::blocking(f).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 #[cfg(test)]

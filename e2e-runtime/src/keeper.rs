@@ -95,7 +95,7 @@ pub(crate) async fn attach(env: &'static str, run: &str) -> Result<Env, String> 
     let b = base.clone();
     let mine = definition(env).await?;
     let last = with_ext(&base, ".last");
-    let found = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, String> {
+    let found = crate::task::blocking(move || -> Result<serde_json::Value, String> {
         // The lease first: from now on the keeper keeps the env.
         let lease = open(&lease_path)?;
         lease.lock_shared().map_err(|e| format!("taking a lease on {}: {e}", lease_path.display()))?;
@@ -312,7 +312,7 @@ async fn keep(name: &'static str, base: PathBuf) -> i32 {
     let lease_path = with_ext(&base, ".lease");
     let last = with_ext(&base, ".last");
     let grace = crate::settings::get().reuse.unwrap_or(GRACE);
-    let kept = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+    let kept = crate::task::blocking(move || -> std::io::Result<std::fs::File> {
         let lease = open(&lease_path).map_err(std::io::Error::other)?;
         let used = || std::fs::metadata(&last).and_then(|m| m.modified()).ok();
         loop {

@@ -42,6 +42,7 @@ mod say;
 mod settings;
 mod shared;
 pub mod standalone;
+mod task;
 #[doc(hidden)]
 pub mod testing;
 

@@ -215,7 +215,7 @@ pub async fn start_with(env: &Env, options: MonitoringOptions) -> Result<Monitor
                     .await
                     .map_err(|e| Error::io(format!("listening on the env network's gateway {gateway}"), e))?;
                 let port = listener.local_addr().map_err(|e| Error::io("reading the exporter's address", e))?.port();
-                exporter = Some(tokio::spawn(serve_container_metrics(listener, env.clone())));
+                exporter = Some(crate::task::spawn(serve_container_metrics(listener, env.clone())));
                 container_job = format!(
                     "  - job_name: containers\n    static_configs:\n      - targets: ['{gateway}:{port}']\n\
                      \x20 - job_name: {PROCESS_JOB}\n    metrics_path: {PROCESS_PATH}\n    static_configs:\n      - targets: ['{gateway}:{port}']\n"
@@ -263,11 +263,12 @@ pub async fn start_with(env: &Env, options: MonitoringOptions) -> Result<Monitor
     // The env tells of runnables as they start, stop and die; those already running are in
     // the first file written.
     files.write_targets(&env.watch_instrumented().borrow().clone()).await;
-    tokio::spawn(discover(env.watch_instrumented(), files));
+    crate::task::spawn(discover(env.watch_instrumented(), files));
 
     prometheus.start_and_wait_ready().await?;
     if push {
-        exporter = Some(tokio::spawn(push_container_metrics(env.clone(), prometheus.clone(), options.scrape_interval)));
+        exporter =
+            Some(crate::task::spawn(push_container_metrics(env.clone(), prometheus.clone(), options.scrape_interval)));
     }
     Ok(Monitoring { prometheus, exporter })
 }
@@ -386,7 +387,7 @@ async fn serve_container_metrics(listener: tokio::net::TcpListener, env: Env) {
             continue;
         };
         let env = env.clone();
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let env = env.clone();
                 async move {

@@ -123,7 +123,7 @@ impl Partition {
             let (engine, env, script) = (engine.clone(), env.clone(), script.clone());
             async move { nft(&*engine, &env, id, &script).await.map_err(|reason| (r.name().to_string(), reason)) }
         });
-        let results = futures_util::future::join_all(runs).await;
+        let results = crate::task::join_all(runs).await;
         let failed: Vec<Error> =
             results.into_iter().filter_map(|r| r.err()).map(|(n, reason)| fault(&n, reason)).collect();
         let partition = Partition {
@@ -170,7 +170,7 @@ impl Partition {
                 })
             }
         });
-        Error::all(futures_util::future::join_all(runs).await.into_iter().filter_map(|r| r.err()).collect())
+        Error::all(crate::task::join_all(runs).await.into_iter().filter_map(|r| r.err()).collect())
     }
 }
 

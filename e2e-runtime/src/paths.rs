@@ -117,7 +117,7 @@ pub(crate) async fn lock_env_name(name: &str) -> Result<std::fs::File> {
         { env = name },
         "env {name:?} is in use by another test or process; waiting for it to close"
     );
-    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+    crate::task::blocking(move || file.lock().map(|()| file))
         .await
         .expect("the lock task does not panic")
         .map_err(|e| Error::io(format!("locking {}", path.display()), e))

@@ -79,10 +79,10 @@ impl Env {
         let address =
             listener.local_addr().map_err(|e| Error::Io { context: "the proxy's address".into(), source: e })?;
         let env = std::sync::Arc::downgrade(&self.inner);
-        let task = tokio::spawn(async move {
+        let task = crate::task::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
                 let env = env.clone();
-                tokio::spawn(async move { serve(env, conn).await });
+                crate::task::spawn(async move { serve(env, conn).await });
             }
         });
         Ok(EnvProxy { address, task })
@@ -230,7 +230,7 @@ async fn http(env: Weak<EnvInner>, mut req: Request<hyper::body::Incoming>) -> R
             Ok(upstream) => upstream,
             Err(e) => return bad_gateway(&env, e),
         };
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             if let Ok(upgraded) = hyper::upgrade::on(req).await {
                 let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut upstream).await;
             }
@@ -249,7 +249,7 @@ async fn http(env: Weak<EnvInner>, mut req: Request<hyper::body::Incoming>) -> R
         Ok(pair) => pair,
         Err(e) => return bad_gateway(&env, format!("{host}:{port}: {e}")),
     };
-    tokio::spawn(connection);
+    crate::task::spawn(connection);
     *req.uri_mut() = uri.path_and_query().map_or("/", |p| p.as_str()).parse().expect("a path is a URI");
     req.headers_mut().remove("proxy-connection");
     req.headers_mut().remove("proxy-authorization");

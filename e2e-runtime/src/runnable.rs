@@ -597,15 +597,18 @@ impl Runnable {
             Container { id: a.id.clone(), host_ports: a.host_ports, ip: a.ip, logs_from: inner.logs.total() };
         inner.set_phase(Phase::Started(container));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let task = rt.spawn(follow_logs(
-                inner.span.clone(),
-                inner.env.inner.engine.clone(),
-                a.id,
-                inner.name.clone(),
-                inner.logs.clone(),
-                inner.env.log_file(&inner.name),
-                true,
-            ));
+            let task = crate::task::spawn_on(
+                &rt,
+                follow_logs(
+                    inner.span.clone(),
+                    inner.env.inner.engine.clone(),
+                    a.id,
+                    inner.name.clone(),
+                    inner.logs.clone(),
+                    inner.env.log_file(&inner.name),
+                    true,
+                ),
+            );
             if let Ok(mut tasks) = inner.tasks.try_lock() {
                 tasks.logs_task = Some(task);
             }
@@ -798,7 +801,7 @@ impl Runnable {
         engine.start_container(&id).await.map_err(inner.failed("starting"))?;
         inner.span.record("container", spec.name.as_str());
         tracing::debug!(target: "e2e", parent: &inner.span, container = %spec.name, image = %spec.image, "started");
-        tasks.logs_task = Some(tokio::spawn(follow_logs(
+        tasks.logs_task = Some(crate::task::spawn(follow_logs(
             inner.span.clone(),
             env.inner.engine.clone(),
             id.clone(),
@@ -1240,7 +1243,7 @@ impl Runnable {
         let id = self.inner.id(operation)?;
         let engine = self.inner.env.inner.engine.clone();
         let (network, aliases) = (self.inner.env.inner.network.id.clone(), self.inner.aliases());
-        let call = tokio::spawn(async move {
+        let call = crate::task::spawn(async move {
             let result = change(engine, network, id, aliases).await;
             drop(changing);
             result
@@ -1385,5 +1388,5 @@ where
     R: AsRef<Runnable> + 'a,
 {
     let all = runnables.into_iter().map(|r| r.as_ref().start_and_wait_ready());
-    Error::all(futures_util::future::join_all(all).await.into_iter().filter_map(|r| r.err()).collect())
+    Error::all(crate::task::join_all(all).await.into_iter().filter_map(|r| r.err()).collect())
 }

@@ -40,7 +40,7 @@ pub(crate) async fn env(name: &'static str) -> Result<Env, String> {
     crate::cleanup::signals::at_exit_first(close_all);
     let cell = envs().lock().unwrap().entry(name.to_string()).or_default().0.clone();
     cell.get_or_init(|| async move {
-        let made = runtime().spawn(async move { Env::docker_shared(name).await });
+        let made = crate::task::spawn_on(runtime().handle(), async move { Env::docker_shared(name).await });
         match made.await {
             Ok(Ok(env)) => Ok(env),
             Ok(Err(e)) => Err(format!("creating shared env {name:?}: {e:?}")),
@@ -95,7 +95,7 @@ pub(crate) async fn start(registry: &Registry, runnables: &[&Runnable]) -> Resul
                 return r.start_and_wait_ready().await.map_err(|e| format!("{e:?}"));
             };
             cell.get_or_init(|| async move {
-                let started = runtime().spawn(async move { r.start_and_wait_ready().await });
+                let started = crate::task::spawn_on(runtime().handle(), async move { r.start_and_wait_ready().await });
                 match started.await {
                     Ok(result) => result.map_err(|e| format!("{e:?}")),
                     Err(e) => Err(format!("starting {e}")),
@@ -105,6 +105,6 @@ pub(crate) async fn start(registry: &Registry, runnables: &[&Runnable]) -> Resul
             .clone()
         }
     });
-    let results = futures_util::future::join_all(starts).await;
+    let results = crate::task::join_all(starts).await;
     results.into_iter().collect::<Result<Vec<()>, String>>().map(|_| ())
 }

@@ -88,7 +88,7 @@ impl StopEndpoint {
     pub async fn wait(self, env: &Env) -> Result<Stopped> {
         println!("env {:?} is up: to stop it and remove everything, open {} (or press Ctrl-C)", env.name(), self.url());
         let (hit, mut hit_rx) = tokio::sync::mpsc::channel::<()>(1);
-        let server = tokio::spawn(serve_stop(self.listener, env.name().to_string(), hit));
+        let server = crate::task::spawn(serve_stop(self.listener, env.name().to_string(), hit));
         let stopped = tokio::select! {
             _ = hit_rx.recv() => {
                 println!("stop URL requested: removing env {:?}", env.name());
@@ -151,7 +151,7 @@ async fn serve_stop(listener: tokio::net::TcpListener, env: String, hit: tokio::
             continue;
         };
         let (env, hit) = (env.clone(), hit.clone());
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             let service = service_fn(move |_req| {
                 let (env, hit) = (env.clone(), hit.clone());
                 async move {

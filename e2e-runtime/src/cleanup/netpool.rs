@@ -142,7 +142,7 @@ pub(crate) fn is_in_use(e: &Error) -> bool {
 pub(crate) async fn remove_idle(engine: &dyn Engine) -> Result<()> {
     let idle: Vec<Network> = idle(engine.address(), std::mem::take);
     let removals = idle.iter().map(|n| remove_network(engine, &n.id, PHANTOM_GRACE));
-    Error::all(futures_util::future::join_all(removals).await.into_iter().filter_map(|r| r.err()).collect())
+    Error::all(crate::task::join_all(removals).await.into_iter().filter_map(|r| r.err()).collect())
 }
 
 /// Removes the pooled networks of run `owner` that no container uses, one attempt each (the

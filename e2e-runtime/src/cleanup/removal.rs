@@ -69,7 +69,7 @@ async fn remove_run_on(
                 .map_err(|e| Error::engine(format!("removing container {}", crate::engine::short_id(&c.id)), e))
         }
     });
-    let ((), removed) = tokio::join!(detaching, futures_util::future::join_all(removals));
+    let ((), removed) = tokio::join!(detaching, crate::task::join_all(removals));
     let mut failures = Failures::default();
     for r in removed {
         failures.add(r);
@@ -118,7 +118,7 @@ pub(crate) async fn sweep_dead(engine: &dyn Engine, env: &str) -> Result<()> {
     let kinds = [ResourceKind::Container, ResourceKind::Volume, ResourceKind::Network];
     let lists = kinds.map(|kind| async move { engine.list(kind, selector).await.map_err(|e| listing(kind, e)) });
     let mut dead = HashSet::new();
-    for found in futures_util::future::try_join_all(lists).await?.into_iter().flatten() {
+    for found in crate::task::try_join_all(lists).await?.into_iter().flatten() {
         let label = found.labels.get(OWNER_LABEL).cloned().unwrap_or_default();
         // A label that does not parse (another version's) cannot be proved dead: left alone.
         if let Some(o) = Owner::parse(&label).filter(|o| o != owner::current() && o.is_dead()) {
@@ -202,14 +202,14 @@ async fn detach(engine: &dyn Engine, network: &str, containers: &[&str], progres
 /// [`detach`] of running containers whose network is not known (a dead run's): from each
 /// network they are on, networks in parallel.
 async fn detach_from_theirs(engine: &dyn Engine, containers: &[&str]) {
-    let states = futures_util::future::join_all(containers.iter().map(|c| engine.inspect_container(c))).await;
+    let states = crate::task::join_all(containers.iter().map(|c| engine.inspect_container(c))).await;
     let mut on: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
     for (c, state) in containers.iter().zip(states) {
         for network in state.into_iter().filter(|s| s.running).flat_map(|s| s.addresses.into_keys()) {
             on.entry(network).or_default().push(c);
         }
     }
-    futures_util::future::join_all(on.iter().map(|(network, cs)| detach(engine, network, cs, None))).await;
+    crate::task::join_all(on.iter().map(|(network, cs)| detach(engine, network, cs, None))).await;
 }
 
 fn listing(kind: ResourceKind, e: crate::engine::EngineError) -> Error {

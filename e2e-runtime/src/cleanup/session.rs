@@ -58,7 +58,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let s = session()?;
-    s.rt.spawn(async move { job(engine_for(s, on).await).await });
+    crate::task::spawn_on(s.rt.handle(), async move { job(engine_for(s, on).await).await });
     Ok(())
 }
 
@@ -70,7 +70,7 @@ pub(crate) fn block_on<T: Send + 'static>(
 ) -> Result<T> {
     let s = session()?;
     let (tx, rx) = std::sync::mpsc::channel();
-    s.rt.spawn(async move {
+    crate::task::spawn_on(s.rt.handle(), async move {
         let result = match engine_for(s, on).await {
             Ok(engine) => job(engine).await,
             Err(e) => Err(e),

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 
+use crate::task::Boxed;
+
 use super::{
     ContainerSpec, ContainerState, Engine, EngineError, EngineErrorKind, EngineResult, Event, Found, ImageBuild,
     ImageInfo, ImageRef, Labels, NetworkState, Output, ResourceKind, Selector, Usage,
@@ -59,10 +61,10 @@ pub(crate) struct Retrying<E = Arc<dyn Engine>> {
 /// is safe to repeat (an exec's creation, not its start).
 pub async fn repeatable<T, F, Fut>(call: F) -> EngineResult<T>
 where
-    F: Fn() -> Fut,
-    Fut: Future<Output = EngineResult<T>>,
+    F: Fn() -> Fut + Send + Sync,
+    Fut: Future<Output = EngineResult<T>> + Send,
 {
-    Retrying { inner: (), policy: Policy::default(), address: None }.plain(call).await
+    Retrying { inner: (), policy: Policy::default(), address: None }.plain(&|| Box::pin(call()) as Boxed<'_, _>).await
 }
 
 impl Retrying {
@@ -76,11 +78,14 @@ impl<E> Retrying<E> {
     /// Runs `call` until it succeeds, fails for good, or has been tried `policy.tries` times.
     /// `after_failure` maps the answer of a try that followed a passing failure (the first
     /// try may have been carried out): a removal's "not found" is then success, for example.
-    async fn again<T, F, Fut>(&self, call: F, after_failure: impl Fn(EngineError) -> EngineResult<T>) -> EngineResult<T>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = EngineResult<T>>,
-    {
+    ///
+    /// Generic in the answer only (the calls are boxed): its code is generated once per type
+    /// of answer, not once per call, in every dependent's build.
+    async fn again<'a, T>(
+        &'a self,
+        call: &'a (dyn Fn() -> Boxed<'a, EngineResult<T>> + Send + Sync),
+        after_failure: &'a (dyn Fn(EngineError) -> EngineResult<T> + Send + Sync),
+    ) -> EngineResult<T> {
         let mut pause = self.policy.first_pause;
         let mut n = 1;
         loop {
@@ -101,12 +106,11 @@ impl<E> Retrying<E> {
     }
 
     /// [`Retrying::again`] with every answer taken as it is.
-    async fn plain<T, F, Fut>(&self, call: F) -> EngineResult<T>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = EngineResult<T>>,
-    {
-        self.again(call, Err).await
+    async fn plain<'a, T>(
+        &'a self,
+        call: &'a (dyn Fn() -> Boxed<'a, EngineResult<T>> + Send + Sync),
+    ) -> EngineResult<T> {
+        self.again(call, &Err).await
     }
 }
 
@@ -143,7 +147,7 @@ impl Retrying {
             match make().await {
                 Err(e) if passing(&e) => last = e,
                 Err(e) if e.kind() == EngineErrorKind::Conflict => {
-                    let found = self.plain(|| self.inner.list(kind, &selector)).await?;
+                    let found = self.plain(&|| self.inner.list(kind, &selector)).await?;
                     return labelled(found, labels).ok_or(e);
                 }
                 other => return other,
@@ -207,26 +211,26 @@ impl Engine for Retrying {
     }
     async fn start_container(&self, id: &str) -> EngineResult<()> {
         // Started by the failed try: 304.
-        self.again(|| self.inner.start_container(id), done_if(&[])).await
+        self.again(&|| self.inner.start_container(id), &done_if(&[])).await
     }
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerState> {
-        self.plain(|| self.inner.inspect_container(id)).await
+        self.plain(&|| self.inner.inspect_container(id)).await
     }
     async fn stop_container(&self, id: &str, timeout: Duration) -> EngineResult<()> {
-        self.again(|| self.inner.stop_container(id, timeout), done_if(&[])).await
+        self.again(&|| self.inner.stop_container(id, timeout), &done_if(&[])).await
     }
     async fn kill_container(&self, id: &str, signal: &str) -> EngineResult<()> {
         // Killed by the failed try: "is not running" (409).
-        self.again(|| self.inner.kill_container(id, signal), done_if(&[EngineErrorKind::Conflict])).await
+        self.again(&|| self.inner.kill_container(id, signal), &done_if(&[EngineErrorKind::Conflict])).await
     }
     async fn pause_container(&self, id: &str) -> EngineResult<()> {
-        self.again(|| self.inner.pause_container(id), done_if(&[EngineErrorKind::Conflict])).await
+        self.again(&|| self.inner.pause_container(id), &done_if(&[EngineErrorKind::Conflict])).await
     }
     async fn unpause_container(&self, id: &str) -> EngineResult<()> {
-        self.again(|| self.inner.unpause_container(id), done_if(&[EngineErrorKind::Conflict])).await
+        self.again(&|| self.inner.unpause_container(id), &done_if(&[EngineErrorKind::Conflict])).await
     }
     async fn remove_container(&self, id: &str) -> EngineResult<()> {
-        self.again(|| self.inner.remove_container(id), done_if(&[EngineErrorKind::NotFound])).await
+        self.again(&|| self.inner.remove_container(id), &done_if(&[EngineErrorKind::NotFound])).await
     }
     fn logs(&self, id: &str) -> BoxStream<'static, EngineResult<Output>> {
         self.inner.logs(id)
@@ -235,14 +239,14 @@ impl Engine for Retrying {
         self.inner.logs_after(id, after)
     }
     async fn usage(&self, id: &str) -> EngineResult<Usage> {
-        self.plain(|| self.inner.usage(id)).await
+        self.plain(&|| self.inner.usage(id)).await
     }
     async fn put_archive(&self, id: &str, dir: &str, tar: Vec<u8>) -> EngineResult<()> {
         // The same files unpacked twice are the same files.
-        self.plain(|| self.inner.put_archive(id, dir, tar.clone())).await
+        self.plain(&|| self.inner.put_archive(id, dir, tar.clone())).await
     }
     async fn get_archive(&self, id: &str, path: &str) -> EngineResult<Vec<u8>> {
-        self.plain(|| self.inner.get_archive(id, path)).await
+        self.plain(&|| self.inner.get_archive(id, path)).await
     }
     async fn exec(&self, id: &str, command: &[String], output: &mut (dyn FnMut(Output) + Send)) -> EngineResult<i64> {
         // Once: the command may have run.
@@ -253,44 +257,44 @@ impl Engine for Retrying {
         self.create(ResourceKind::Network, labels, || self.inner.create_network(name, labels)).await
     }
     async fn network_exists(&self, name: &str) -> EngineResult<bool> {
-        self.plain(|| self.inner.network_exists(name)).await
+        self.plain(&|| self.inner.network_exists(name)).await
     }
     async fn inspect_network(&self, id: &str) -> EngineResult<NetworkState> {
-        self.plain(|| self.inner.inspect_network(id)).await
+        self.plain(&|| self.inner.inspect_network(id)).await
     }
     async fn remove_network(&self, id: &str) -> EngineResult<()> {
-        self.again(|| self.inner.remove_network(id), done_if(&[EngineErrorKind::NotFound])).await
+        self.again(&|| self.inner.remove_network(id), &done_if(&[EngineErrorKind::NotFound])).await
     }
     async fn connect_network(&self, network: &str, container: &str, aliases: &[String]) -> EngineResult<()> {
         // Connected by the failed try: "already exists in network" (403 or 409).
         let already = |e: EngineError| if e.message().contains("already exists") { Ok(()) } else { Err(e) };
-        self.again(|| self.inner.connect_network(network, container, aliases), already).await
+        self.again(&|| self.inner.connect_network(network, container, aliases), &already).await
     }
     async fn disconnect_network(&self, network: &str, container: &str) -> EngineResult<()> {
         let gone = |e: EngineError| if e.message().contains("is not connected") { Ok(()) } else { Err(e) };
-        self.again(|| self.inner.disconnect_network(network, container), gone).await
+        self.again(&|| self.inner.disconnect_network(network, container), &gone).await
     }
 
     async fn create_volume(&self, name: &str, labels: &Labels) -> EngineResult<()> {
         // The engine answers a volume's creation with the existing volume of that name.
-        self.plain(|| self.inner.create_volume(name, labels)).await
+        self.plain(&|| self.inner.create_volume(name, labels)).await
     }
     async fn remove_volume(&self, name: &str) -> EngineResult<()> {
-        self.again(|| self.inner.remove_volume(name), done_if(&[EngineErrorKind::NotFound])).await
+        self.again(&|| self.inner.remove_volume(name), &done_if(&[EngineErrorKind::NotFound])).await
     }
 
     async fn list(&self, kind: ResourceKind, selector: &Selector) -> EngineResult<Vec<Found>> {
-        self.plain(|| self.inner.list(kind, selector)).await
+        self.plain(&|| self.inner.list(kind, selector)).await
     }
     fn container_events(&self, selector: &Selector, since: Option<i64>) -> BoxStream<'static, EngineResult<Event>> {
         self.inner.container_events(selector, since)
     }
 
     async fn image(&self, reference: &str) -> EngineResult<Option<ImageInfo>> {
-        self.plain(|| self.inner.image(reference)).await
+        self.plain(&|| self.inner.image(reference)).await
     }
     async fn remove_image(&self, id: &str) -> EngineResult<()> {
-        self.again(|| self.inner.remove_image(id), done_if(&[EngineErrorKind::NotFound])).await
+        self.again(&|| self.inner.remove_image(id), &done_if(&[EngineErrorKind::NotFound])).await
     }
     async fn pull_image(
         &self,

@@ -15,7 +15,7 @@ pub(super) async fn sum_over(runnables: &[Runnable], names: &[String], options: 
     let each = runnables
         .iter()
         .map(|r| async move { Exposition::parse_only(r.scrape_text().await?, names).sums(names, options, r.name()) });
-    Ok(add_up(&futures_util::future::try_join_all(each).await?, names.len()))
+    Ok(add_up(&crate::task::try_join_all(each).await?, names.len()))
 }
 
 /// The sum of each of `n` metrics over the runnables' sums.
@@ -222,7 +222,7 @@ async fn attempt(
             let each = runnables.iter().map(|r| async move {
                 Ok::<_, Error>(Exposition::parse_only(r.scrape_text().await?, names).sum(&names[0], options))
             });
-            Ok(left(futures_util::future::try_join_all(each).await?))
+            Ok(left(crate::task::try_join_all(each).await?))
         }
     }
 }
