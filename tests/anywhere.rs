@@ -502,3 +502,77 @@ async fn delays_work_on_any_engine() -> e2e::Result<()> {
     assert_clean("any_delay");
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Over SSH everything to the engine goes through one ssh connection of the test process (its
+// master): the API's connections and the forwarded ports. When it drops, it comes back.
+
+fn over_ssh() -> bool {
+    std::env::var("DOCKER_HOST").is_ok_and(|h| h.starts_with("ssh://"))
+}
+
+/// The live ssh masters this process runs: its children asking for `ControlMaster=yes`.
+fn ssh_masters() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (comm) state ppid ...`
+        let Some((_, fields)) = stat.rsplit_once(") ") else { continue };
+        let mut fields = fields.split(' ');
+        let (state, ppid) = (fields.next(), fields.next());
+        let cmdline =
+            String::from_utf8_lossy(&std::fs::read(entry.path().join("cmdline")).unwrap_or_default()).into_owned();
+        if ppid == Some(me.as_str()) && state != Some("Z") && cmdline.contains("ControlMaster=yes") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A child test: over SSH, its master is killed under a running env; the engine's API and the
+/// endpoint handed out before work again. On other engines there is no master at all.
+#[e2e::test(env = "any_ssh_drop")]
+#[ignore]
+async fn child_loses_its_ssh_master(env: &Env) -> e2e::Result<()> {
+    let http = env.runnable("http").with_ports([("http", 80)]).init(httpd("").readiness(Probe::http("http", "/")));
+    http.start_and_wait_ready().await?;
+    let endpoint = http.endpoint("http")?.to_string();
+    assert!(get(&endpoint).is_ok_and(|b| b.contains("hello-e2e")), "{endpoint} answers");
+    let masters = ssh_masters();
+    if !over_ssh() {
+        assert!(masters.is_empty(), "no ssh for {:?}: {masters:?}", std::env::var("DOCKER_HOST"));
+        return env.close().await;
+    }
+    assert_eq!(masters.len(), 1, "one ssh connection carries everything: {masters:?}");
+    // SAFETY: a plain kill(2) of a child process of this one.
+    assert_eq!(unsafe { libc::kill(masters[0], libc::SIGKILL) }, 0);
+    let t = Instant::now();
+    while get(&endpoint).is_ok_and(|b| b.contains("hello-e2e")) && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!get(&endpoint).is_ok_and(|b| b.contains("hello-e2e")), "the forward ended with the master");
+    // The next engine call dials again, on a new master that forwards the same local port.
+    let out = http.exec(["echo", "back"]).await?;
+    assert_eq!(out.stdout, "back\n");
+    let again = ssh_masters();
+    assert!(again.len() == 1 && again != masters, "a new master: {again:?} (was {masters:?})");
+    assert_eq!(http.endpoint("http")?.to_string(), endpoint, "the endpoint is unchanged");
+    let body = get(&endpoint).map_err(|e| Error::Query { query: endpoint.clone(), detail: e.to_string() })?;
+    assert!(body.contains("hello-e2e"), "{endpoint} answers again: {body}");
+    env.close().await
+}
+
+/// Runs `child_loses_its_ssh_master` in a process of its own: killing the master there leaves
+/// this process's tests alone.
+#[test]
+fn a_dropped_ssh_connection_comes_back_with_its_forwarded_ports() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "child_loses_its_ssh_master::any_ssh_drop", "--nocapture", "--test-threads=1"])
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("1 passed"), "the child failed:\n{said}");
+    assert_clean("any_ssh_drop");
+}

@@ -93,26 +93,33 @@ impl Link {
     /// The local port that reaches `port` on the engine host's loopback.
     pub async fn forward(&self, port: u16) -> EngineResult<u16> {
         let mut state = self.state.lock().await;
+        self.master(&mut state).await?;
         if let Some(local) = state.forwarded.get(&port) {
             return Ok(*local);
         }
-        self.master(&mut state).await?;
         let mut last = String::new();
         // A port picked free may be taken before ssh binds it: try another.
         for _ in 0..5 {
             let local = free_port().map_err(|e| failed(format!("picking a local port: {e}")))?;
-            let spec = format!("127.0.0.1:{local}:127.0.0.1:{port}");
-            let out = self.ssh().args(["-O", "forward", "-L", &spec]).args(&self.destination).output().await;
-            match out {
-                Ok(o) if o.status.success() => {
+            match self.forward_from(local, port).await {
+                Ok(()) => {
                     state.forwarded.insert(port, local);
                     return Ok(local);
                 }
-                Ok(o) => last = String::from_utf8_lossy(&o.stderr).trim().to_string(),
-                Err(e) => last = e.to_string(),
+                Err(e) => last = e,
             }
         }
         Err(failed(format!("ssh could not forward a local port to {port} on {}: {last}", self.host())))
+    }
+
+    /// Asks the master to forward `local` to `port` on the host's loopback.
+    async fn forward_from(&self, local: u16, port: u16) -> Result<(), String> {
+        let spec = format!("127.0.0.1:{local}:127.0.0.1:{port}");
+        match self.ssh().args(["-O", "forward", "-L", &spec]).args(&self.destination).output().await {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn host(&self) -> &str {
@@ -162,15 +169,25 @@ impl Link {
     }
 
     /// Starts the master, or starts it again if it ended (the host's sshd restarted).
+    /// Starts the master, or starts it again if it ended (the connection dropped, the host's
+    /// sshd restarted): the forwards it held come back on the same local ports, so endpoints
+    /// handed out before still answer (from this process's next engine call or forward on).
     async fn master(&self, state: &mut State) -> EngineResult<()> {
-        if let Some(master) = &mut state.master {
-            if matches!(master.try_wait(), Ok(None)) {
-                return Ok(());
-            }
-            // Its forwards ended with it.
-            state.forwarded.clear();
-        }
+        let ended = match state.master.as_mut().map(std::process::Child::try_wait) {
+            Some(Ok(None)) => return Ok(()),
+            Some(_) => true,
+            None => false,
+        };
         state.master = Some(self.start_master().await?);
+        if ended {
+            let forwarded = std::mem::take(&mut state.forwarded);
+            for (port, local) in forwarded {
+                // A local port taken meanwhile is forwarded anew when next asked for.
+                if self.forward_from(local, port).await.is_ok() {
+                    state.forwarded.insert(port, local);
+                }
+            }
+        }
         Ok(())
     }
 
