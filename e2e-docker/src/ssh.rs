@@ -168,7 +168,6 @@ impl Link {
         )
     }
 
-    /// Starts the master, or starts it again if it ended (the host's sshd restarted).
     /// Starts the master, or starts it again if it ended (the connection dropped, the host's
     /// sshd restarted): the forwards it held come back on the same local ports, so endpoints
     /// handed out before still answer (from this process's next engine call or forward on).
