@@ -10,7 +10,6 @@
 //! dialled commands end with their ssh clients, which end with this process's pipes.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -19,6 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_util::future::{BoxFuture, FutureExt};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 
@@ -243,14 +243,14 @@ pub(super) struct Dialer(pub Arc<Link>);
 impl tower_service::Service<hyper::Uri> for Dialer {
     type Response = DialStdio;
     type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<DialStdio>> + Send>>;
+    type Future = BoxFuture<'static, io::Result<DialStdio>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, _: hyper::Uri) -> Self::Future {
-        Box::pin(self.0.clone().dial())
+        self.0.clone().dial().boxed()
     }
 }
 

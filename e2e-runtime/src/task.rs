@@ -1,20 +1,17 @@
 //! Spawning, boxed. tokio generates its task machinery (the task's cell, harness and scheduler
 //! hooks, for each of its two schedulers) once per type of future spawned; boxed, that type is
-//! [`Task<T>`] whatever the future, so the machinery is generated once per output type instead
+//! `BoxFuture<T>` whatever the future, so the machinery is generated once per output type instead
 //! of once per spawn site. That is code a dependent's every cold build no longer compiles; the
 //! price is one allocation per spawn.
 
 use std::future::Future;
-use std::pin::Pin;
 
+use futures_util::future::{BoxFuture, FutureExt};
 use tokio::task::JoinHandle;
-
-/// A spawned future, boxed.
-pub(crate) type Task<T> = Boxed<'static, T>;
 
 /// `tokio::spawn`, boxed.
 pub(crate) fn spawn<T: Send + 'static>(task: impl Future<Output = T> + Send + 'static) -> JoinHandle<T> {
-    tokio::spawn(Box::pin(task) as Task<T>)
+    tokio::spawn(task.boxed())
 }
 
 /// `Handle::spawn`, boxed.
@@ -22,7 +19,7 @@ pub(crate) fn spawn_on<T: Send + 'static>(
     rt: &tokio::runtime::Handle,
     task: impl Future<Output = T> + Send + 'static,
 ) -> JoinHandle<T> {
-    rt.spawn(Box::pin(task) as Task<T>)
+    rt.spawn(task.boxed())
 }
 
 /// `tokio::task::spawn_blocking`, boxed.
@@ -30,24 +27,23 @@ pub(crate) fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static
     tokio::task::spawn_blocking(Box::new(f) as Box<dyn FnOnce() -> T + Send>)
 }
 
-/// A future borrowing for `'a`, boxed.
-pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
 /// `join_all`, its futures boxed: its machinery is generated once per output type, as for
 /// [`spawn`].
-pub(crate) fn join_all<'a, T, F>(futures: impl IntoIterator<Item = F>) -> futures_util::future::JoinAll<Boxed<'a, T>>
+pub(crate) fn join_all<'a, T, F>(
+    futures: impl IntoIterator<Item = F>,
+) -> futures_util::future::JoinAll<BoxFuture<'a, T>>
 where
     F: Future<Output = T> + Send + 'a,
 {
-    futures_util::future::join_all(futures.into_iter().map(|f| Box::pin(f) as Boxed<'a, T>))
+    futures_util::future::join_all(futures.into_iter().map(FutureExt::boxed))
 }
 
 /// `try_join_all`, its futures boxed (as [`join_all`]).
 pub(crate) fn try_join_all<'a, T, E, F>(
     futures: impl IntoIterator<Item = F>,
-) -> futures_util::future::TryJoinAll<Boxed<'a, Result<T, E>>>
+) -> futures_util::future::TryJoinAll<BoxFuture<'a, Result<T, E>>>
 where
     F: Future<Output = Result<T, E>> + Send + 'a,
 {
-    futures_util::future::try_join_all(futures.into_iter().map(|f| Box::pin(f) as Boxed<'a, Result<T, E>>))
+    futures_util::future::try_join_all(futures.into_iter().map(FutureExt::boxed))
 }

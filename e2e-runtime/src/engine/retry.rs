@@ -13,9 +13,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::BoxStream;
-
-use crate::task::Boxed;
 
 use super::{
     ContainerSpec, ContainerState, Engine, EngineError, EngineErrorKind, EngineResult, Event, Found, ImageBuild,
@@ -64,7 +63,7 @@ where
     F: Fn() -> Fut + Send + Sync,
     Fut: Future<Output = EngineResult<T>> + Send,
 {
-    Retrying { inner: (), policy: Policy::default(), address: None }.plain(&|| Box::pin(call()) as Boxed<'_, _>).await
+    Retrying { inner: (), policy: Policy::default(), address: None }.plain(&|| call().boxed()).await
 }
 
 impl Retrying {
@@ -83,7 +82,7 @@ impl<E> Retrying<E> {
     /// of answer, not once per call, in every dependent's build.
     async fn again<'a, T>(
         &'a self,
-        call: &'a (dyn Fn() -> Boxed<'a, EngineResult<T>> + Send + Sync),
+        call: &'a (dyn Fn() -> BoxFuture<'a, EngineResult<T>> + Send + Sync),
         after_failure: &'a (dyn Fn(EngineError) -> EngineResult<T> + Send + Sync),
     ) -> EngineResult<T> {
         let mut pause = self.policy.first_pause;
@@ -108,7 +107,7 @@ impl<E> Retrying<E> {
     /// [`Retrying::again`] with every answer taken as it is.
     async fn plain<'a, T>(
         &'a self,
-        call: &'a (dyn Fn() -> Boxed<'a, EngineResult<T>> + Send + Sync),
+        call: &'a (dyn Fn() -> BoxFuture<'a, EngineResult<T>> + Send + Sync),
     ) -> EngineResult<T> {
         self.again(call, &Err).await
     }
